@@ -1,0 +1,113 @@
+//! `cargo xtask`: project automation that would otherwise live in shell scripts.
+//!
+//! - `cargo xtask test`: installs the Debian packages the tests need (when run as root on a
+//!   Debian-like host and they are missing), refuses to run without them, then runs
+//!   `cargo test --workspace`.
+//! - `cargo xtask ci`: what `.ci/run` runs.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode};
+
+/// Tools the test suite drives for real, and the Debian package that provides each.
+const PREREQUISITES: &[(&str, &str)] = &[
+    ("auditctl", "auditd"),
+    ("tinyproxy", "tinyproxy"),
+    ("systemd-analyze", "systemd"),
+    ("systemd-nspawn", "systemd-container"),
+    ("debootstrap", "debootstrap"),
+];
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let result = match args.first().map(String::as_str) {
+        Some("test") => test(&args[1..]),
+        Some("ci") => run(Command::new("bash").arg(root().join(".ci/run"))),
+        _ => {
+            eprintln!("usage: cargo xtask <test|ci> [args for cargo test]");
+            return ExitCode::from(2);
+        }
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("xtask: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| PathBuf::from("."))
+}
+
+fn is_root() -> bool {
+    Command::new("id")
+        .arg("-u")
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
+        .unwrap_or(false)
+}
+
+fn have(tool: &str) -> bool {
+    Command::new("sh")
+        .args(["-c", &format!("command -v {tool}")])
+        .output()
+        .map(|o| o.status.success())
+        .unwrap_or(false)
+}
+
+fn test(extra: &[String]) -> Result<(), String> {
+    if !is_root() {
+        return Err(
+            "the tests drive the kernel audit subsystem, services and a proxy: run them as root"
+                .into(),
+        );
+    }
+    let missing: Vec<&str> = PREREQUISITES
+        .iter()
+        .filter(|(tool, _)| !have(tool))
+        .map(|(_, pkg)| *pkg)
+        .collect();
+    if !missing.is_empty() {
+        if !have("apt-get") {
+            return Err(format!(
+                "missing test prerequisites (Debian packages): {}",
+                missing.join(" ")
+            ));
+        }
+        eprintln!("xtask: installing {}", missing.join(" "));
+        run(Command::new("apt-get").args(["update", "-qq"]))?;
+        run(Command::new("apt-get")
+            .args(["install", "-y", "-qq", "--no-install-recommends"])
+            .args(&missing)
+            .env("DEBIAN_FRONTEND", "noninteractive"))?;
+        // Package scripts may start daemons that the tests must own themselves.
+        let _ = Command::new("pkill").args(["-x", "auditd"]).status();
+        let _ = Command::new("pkill").args(["-x", "tinyproxy"]).status();
+    }
+    for (tool, pkg) in PREREQUISITES {
+        if !have(tool) {
+            return Err(format!(
+                "prerequisite `{tool}` (package {pkg}) is still missing"
+            ));
+        }
+    }
+    run(Command::new(env!("CARGO"))
+        .current_dir(root())
+        .args(["test", "--workspace", "--locked"])
+        .args(extra))
+}
+
+fn run(cmd: &mut Command) -> Result<(), String> {
+    let status = cmd
+        .status()
+        .map_err(|e| format!("cannot start {cmd:?}: {e}"))?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(format!("{cmd:?} failed: {status}"))
+    }
+}
