@@ -1,1 +1,825 @@
 //! The process table: built from /proc at start and kept current from audit events.
+//!
+//! Audit records name a pid; analysts want the process behind it and its parent: executable,
+//! arguments, working directory, users and a stable identity (`sekoiaio.process.guid`). The
+//! table answers that without a /proc read per field, remembers processes that already
+//! exited (short-lived commands are usually gone when their event is normalized), and detects
+//! pid reuse through the process start time.
+//!
+//! # Process GUID
+//!
+//! `guid = UUIDv5(PROCESS_GUID_NAMESPACE, "<boot id>:<pid>:<start ticks>")` where the start
+//! ticks are field 22 of `/proc/PID/stat` (clock ticks since boot). The triple identifies one
+//! process instance on one host for one boot, so the same process gets the same guid after an
+//! agent restart, and a reused pid gets a new one. `exec` keeps the pid and the start time, so
+//! a process keeps its guid across `execve` (its image changes, the instance does not).
+//!
+//! # Bounds
+//!
+//! At most [`Limits::max_entries`] processes and about [`Limits::max_bytes`] of strings are
+//! kept; arguments are truncated to [`MAX_ARGS_BYTES`]. When over a bound, exited processes are
+//! evicted first, then the least recently used live ones, down to 7/8 of the bound (amortised
+//! O(log n) per insert).
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use uuid::Uuid;
+
+/// Namespace of process GUIDs: `UUIDv5(NAMESPACE_URL,
+/// "https://github.com/endpoint-agent/endpoint-agent/process-guid")`. Never change it: the
+/// guids of running processes would change with it.
+pub const PROCESS_GUID_NAMESPACE: Uuid = Uuid::from_u128(0x8207_d261_248f_50ea_991a_4db7_9fa6_a1f7);
+
+/// Clock ticks per second of `/proc` times (`USER_HZ`). The kernel ABI fixes it at 100 on
+/// every architecture Linux supports in practice; only used to *estimate* the start time of a
+/// process that exited before we could read it.
+pub const USER_HZ: u64 = 100;
+
+/// Arguments beyond this many bytes (all arguments together) are dropped.
+pub const MAX_ARGS_BYTES: usize = 64 * 1024;
+
+/// The stable identity of a process instance; see the module documentation.
+pub fn process_guid(boot_id: &str, pid: u32, start_ticks: u64) -> Uuid {
+    let name = format!("{boot_id}:{pid}:{start_ticks}");
+    Uuid::new_v5(&PROCESS_GUID_NAMESPACE, name.as_bytes())
+}
+
+/// What the table knows about one process.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProcessInfo {
+    /// Process id (thread group id).
+    pub pid: u32,
+    /// Parent pid at creation (not updated on reparenting: the parent is the creator).
+    pub ppid: u32,
+    /// Start time in clock ticks since boot (`/proc/PID/stat` field 22).
+    pub start_ticks: u64,
+    /// True when `start_ticks` was estimated from an event time because the process was gone
+    /// before /proc could be read.
+    pub start_estimated: bool,
+    /// Executable path.
+    pub exe: Option<String>,
+    /// Arguments, `argv[0]` first.
+    pub args: Vec<String>,
+    /// Working directory.
+    pub cwd: Option<String>,
+    /// Real uid.
+    pub uid: Option<u32>,
+    /// Effective uid.
+    pub euid: Option<u32>,
+    /// Login (audit) uid; `None` when unset (4294967295).
+    pub auid: Option<u32>,
+    /// `sekoiaio.process.guid`.
+    pub guid: Uuid,
+    /// True once an exit was seen (or the process vanished from /proc).
+    pub exited: bool,
+    last_used: u64,
+}
+
+impl ProcessInfo {
+    /// The arguments joined by single spaces (`process.command_line`).
+    pub fn command_line(&self) -> String {
+        self.args.join(" ")
+    }
+
+    /// The executable's file name (`process.name`): from `exe`, else from `argv[0]`.
+    pub fn name(&self) -> Option<&str> {
+        let path = self
+            .exe
+            .as_deref()
+            .or(self.args.first().map(String::as_str))?;
+        let base = path.rsplit('/').next().unwrap_or(path);
+        // A deleted executable reads as "/path/bin (deleted)".
+        Some(base.strip_suffix(" (deleted)").unwrap_or(base))
+    }
+
+    fn approx_bytes(&self) -> usize {
+        let s = |o: &Option<String>| o.as_ref().map_or(0, String::len);
+        std::mem::size_of::<Self>()
+            + s(&self.exe)
+            + s(&self.cwd)
+            + self.args.iter().map(|a| a.len() + 24).sum::<usize>()
+    }
+}
+
+/// A process image change seen in an audit `EXECVE`/`SYSCALL` event.
+#[derive(Debug, Clone, Default)]
+pub struct ExecInfo {
+    /// The process.
+    pub pid: u32,
+    /// Its parent.
+    pub ppid: u32,
+    /// New executable path.
+    pub exe: Option<String>,
+    /// New arguments.
+    pub args: Vec<String>,
+    /// Working directory (the `CWD` record).
+    pub cwd: Option<String>,
+    /// Real uid.
+    pub uid: Option<u32>,
+    /// Effective uid.
+    pub euid: Option<u32>,
+    /// Login uid (`None` when unset).
+    pub auid: Option<u32>,
+    /// Event time, used to estimate the start time if the process is already gone.
+    pub time: Option<SystemTime>,
+}
+
+/// Size bounds of the table.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// Maximum number of processes kept (at least 16).
+    pub max_entries: usize,
+    /// Approximate maximum bytes of process data kept (at least 4 × [`MAX_ARGS_BYTES`]).
+    pub max_bytes: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_entries: 16_384,
+            max_bytes: 16 * 1024 * 1024,
+        }
+    }
+}
+
+/// The process table; see the module documentation.
+#[derive(Debug)]
+pub struct ProcTable {
+    procs: HashMap<u32, ProcessInfo>,
+    boot_id: String,
+    boot_time: Option<u64>,
+    proc_root: PathBuf,
+    limits: Limits,
+    bytes: usize,
+    clock: u64,
+}
+
+impl ProcTable {
+    /// An empty table for the live system: `/proc`, the given boot id (see
+    /// `agent_host::boot_id`) and limits.
+    pub fn new(boot_id: impl Into<String>, limits: Limits) -> Self {
+        Self::with_proc_root(boot_id, limits, "/proc")
+    }
+
+    /// An empty table reading process data under `proc_root` instead of `/proc`.
+    pub fn with_proc_root(
+        boot_id: impl Into<String>,
+        limits: Limits,
+        proc_root: impl Into<PathBuf>,
+    ) -> Self {
+        let proc_root = proc_root.into();
+        let limits = Limits {
+            max_entries: limits.max_entries.max(16),
+            max_bytes: limits.max_bytes.max(4 * MAX_ARGS_BYTES),
+        };
+        ProcTable {
+            procs: HashMap::new(),
+            boot_id: boot_id.into(),
+            boot_time: read_boot_time(&proc_root),
+            proc_root,
+            limits,
+            bytes: 0,
+            clock: 0,
+        }
+    }
+
+    /// Fills the table with every process currently in /proc (up to the limits). Returns how
+    /// many processes were read.
+    pub fn scan(&mut self) -> usize {
+        let mut n = 0;
+        for pid in list_pids(&self.proc_root) {
+            if let Some(p) = self.read_live(pid) {
+                self.insert(p);
+                n += 1;
+            }
+        }
+        n
+    }
+
+    /// Number of processes in the table.
+    pub fn len(&self) -> usize {
+        self.procs.len()
+    }
+
+    /// Whether the table is empty.
+    pub fn is_empty(&self) -> bool {
+        self.procs.is_empty()
+    }
+
+    /// The process `pid`, checked against /proc: an unknown pid is read from /proc, and a pid
+    /// whose /proc start time differs from the cached one (pid reuse) is re-read. A process
+    /// gone from /proc is answered from the cache (and marked exited). Costs one small /proc
+    /// read; use [`ProcTable::get_cached`] to avoid it.
+    pub fn get(&mut self, pid: u32) -> Option<&ProcessInfo> {
+        match read_start_ticks(&self.proc_root, pid) {
+            Some(start) => {
+                let fresh = self
+                    .procs
+                    .get(&pid)
+                    .is_some_and(|p| p.start_ticks == start && !p.start_estimated);
+                if !fresh {
+                    if let Some(p) = self.read_live(pid) {
+                        self.insert(p);
+                    }
+                }
+            }
+            None => {
+                if let Some(p) = self.procs.get_mut(&pid) {
+                    p.exited = true;
+                }
+            }
+        }
+        self.touch(pid)
+    }
+
+    /// The cached entry for `pid`, without any /proc access.
+    pub fn get_cached(&self, pid: u32) -> Option<&ProcessInfo> {
+        self.procs.get(&pid)
+    }
+
+    /// The parent (creator) of `pid`. A candidate that started after the child is a later
+    /// process that reused the parent's pid, and is not returned.
+    pub fn parent(&mut self, pid: u32) -> Option<&ProcessInfo> {
+        let (ppid, child_start) = {
+            let c = self.procs.get(&pid)?;
+            (c.ppid, c.start_ticks)
+        };
+        if ppid == 0 {
+            return None;
+        }
+        // Only trust /proc for the parent if that process is older than the child.
+        let live_start = read_start_ticks(&self.proc_root, ppid);
+        let cached_ok = self
+            .procs
+            .get(&ppid)
+            .is_some_and(|p| p.start_ticks <= child_start);
+        match live_start {
+            Some(s) if s <= child_start => self.get(ppid),
+            _ if cached_ok => self.touch(ppid),
+            _ => None,
+        }
+    }
+
+    /// Records an `execve`: the process now runs a new image. Keeps the guid of the same
+    /// process instance; a new instance (unknown pid, or a different /proc start time)
+    /// gets a new entry. Returns the updated entry.
+    pub fn on_exec(&mut self, ev: ExecInfo) -> Option<&ProcessInfo> {
+        let pid = ev.pid;
+        let live_start = read_start_ticks(&self.proc_root, pid);
+        let existing = self.procs.get(&pid);
+        let (start_ticks, start_estimated) = match (live_start, existing) {
+            (Some(s), _) => (s, false),
+            // Gone already: the same instance if we knew it alive, else estimate.
+            (None, Some(p)) if !p.exited => (p.start_ticks, p.start_estimated),
+            (None, _) => (self.estimate_ticks(ev.time), true),
+        };
+        let mut args = ev.args;
+        truncate_args(&mut args);
+        let info = ProcessInfo {
+            pid,
+            ppid: ev.ppid,
+            start_ticks,
+            start_estimated,
+            exe: ev.exe,
+            args,
+            cwd: ev.cwd,
+            uid: ev.uid,
+            euid: ev.euid,
+            auid: ev.auid.filter(|&a| a != u32::MAX),
+            guid: process_guid(&self.boot_id, pid, start_ticks),
+            exited: false,
+            last_used: 0,
+        };
+        self.insert(info);
+        self.touch(pid)
+    }
+
+    /// Records a fork/clone that created `child` from `parent`: the child inherits the
+    /// parent's image, arguments, directory and users until it execs.
+    pub fn on_fork(&mut self, parent: u32, child: u32, time: Option<SystemTime>) {
+        let (start_ticks, start_estimated) = match read_start_ticks(&self.proc_root, child) {
+            Some(s) => (s, false),
+            None => (self.estimate_ticks(time), true),
+        };
+        let mut info = match self.procs.get(&parent) {
+            Some(p) => p.clone(),
+            None => match self.read_live(parent) {
+                Some(p) => p,
+                None => empty_info(parent),
+            },
+        };
+        info.pid = child;
+        info.ppid = parent;
+        info.start_ticks = start_ticks;
+        info.start_estimated = start_estimated;
+        info.guid = process_guid(&self.boot_id, child, start_ticks);
+        info.exited = false;
+        self.insert(info);
+    }
+
+    /// Records the exit of `pid`. The entry stays (events of the process may still be in
+    /// flight) and is the first to go when the table is full.
+    pub fn on_exit(&mut self, pid: u32) {
+        if let Some(p) = self.procs.get_mut(&pid) {
+            p.exited = true;
+        }
+    }
+
+    /// Inserts or replaces an entry, then enforces the limits.
+    fn insert(&mut self, mut info: ProcessInfo) {
+        self.clock += 1;
+        info.last_used = self.clock;
+        self.bytes += info.approx_bytes();
+        if let Some(old) = self.procs.insert(info.pid, info) {
+            self.bytes = self.bytes.saturating_sub(old.approx_bytes());
+        }
+        if self.procs.len() > self.limits.max_entries || self.bytes > self.limits.max_bytes {
+            self.evict();
+        }
+    }
+
+    fn touch(&mut self, pid: u32) -> Option<&ProcessInfo> {
+        self.clock += 1;
+        let clock = self.clock;
+        let p = self.procs.get_mut(&pid)?;
+        p.last_used = clock;
+        Some(p)
+    }
+
+    /// Evicts exited entries first, then the least recently used, down to 7/8 of the limits.
+    fn evict(&mut self) {
+        let target_n = self.limits.max_entries / 8 * 7;
+        let target_b = self.limits.max_bytes / 8 * 7;
+        let mut order: Vec<(bool, u64, u32)> = self
+            .procs
+            .values()
+            .map(|p| (!p.exited, p.last_used, p.pid))
+            .collect();
+        order.sort_unstable();
+        for (_, _, pid) in order {
+            if self.procs.len() <= target_n && self.bytes <= target_b {
+                break;
+            }
+            if let Some(old) = self.procs.remove(&pid) {
+                self.bytes = self.bytes.saturating_sub(old.approx_bytes());
+            }
+        }
+    }
+
+    /// Ticks since boot at `time`, from /proc/stat `btime` (1 s resolution); 0 if unknown.
+    fn estimate_ticks(&self, time: Option<SystemTime>) -> u64 {
+        let (Some(boot), Some(t)) = (self.boot_time, time) else {
+            return 0;
+        };
+        let Ok(since_epoch) = t.duration_since(UNIX_EPOCH) else {
+            return 0;
+        };
+        let secs = since_epoch.as_secs_f64() - boot as f64;
+        if secs <= 0.0 {
+            0
+        } else {
+            (secs * USER_HZ as f64) as u64
+        }
+    }
+
+    fn read_live(&self, pid: u32) -> Option<ProcessInfo> {
+        let mut p = read_process(&self.proc_root, pid)?;
+        p.guid = process_guid(&self.boot_id, pid, p.start_ticks);
+        Some(p)
+    }
+}
+
+fn empty_info(pid: u32) -> ProcessInfo {
+    ProcessInfo {
+        pid,
+        ppid: 0,
+        start_ticks: 0,
+        start_estimated: true,
+        exe: None,
+        args: Vec::new(),
+        cwd: None,
+        uid: None,
+        euid: None,
+        auid: None,
+        guid: Uuid::nil(),
+        exited: false,
+        last_used: 0,
+    }
+}
+
+fn truncate_args(args: &mut Vec<String>) {
+    let mut total = 0;
+    let mut keep = args.len();
+    for (i, a) in args.iter().enumerate() {
+        total += a.len() + 1;
+        if total > MAX_ARGS_BYTES {
+            keep = i;
+            break;
+        }
+    }
+    args.truncate(keep);
+}
+
+/// `(ppid, start ticks)` from the content of `/proc/PID/stat`. The command name (field 2)
+/// may hold spaces and parentheses, so fields are counted after the last `)`.
+#[cfg_attr(not(target_os = "linux"), allow(dead_code))]
+fn parse_stat(text: &str) -> Option<(u32, u64)> {
+    let rest = &text[text.rfind(')')? + 1..];
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    // `rest` starts at field 3 (state): field N is f[N - 3].
+    let ppid = f.get(1)?.parse().ok()?;
+    let start = f.get(19)?.parse().ok()?;
+    Some((ppid, start))
+}
+
+/// `(real, effective)` uid from the `Uid:` line of `/proc/PID/status`.
+#[cfg_attr(not(target_os = "linux"), allow(dead_code))]
+fn parse_status_uids(text: &str) -> Option<(u32, u32)> {
+    let line = text.lines().find(|l| l.starts_with("Uid:"))?;
+    let mut it = line.split_whitespace().skip(1);
+    let real = it.next()?.parse().ok()?;
+    let eff = it.next()?.parse().ok()?;
+    Some((real, eff))
+}
+
+/// NUL-separated `/proc/PID/cmdline` to arguments.
+#[cfg_attr(not(target_os = "linux"), allow(dead_code))]
+fn parse_cmdline(bytes: &[u8]) -> Vec<String> {
+    let trimmed = bytes.strip_suffix(&[0]).unwrap_or(bytes);
+    if trimmed.is_empty() {
+        return Vec::new();
+    }
+    let mut args: Vec<String> = trimmed
+        .split(|&b| b == 0)
+        .map(|a| String::from_utf8_lossy(a).into_owned())
+        .collect();
+    truncate_args(&mut args);
+    args
+}
+
+#[cfg(target_os = "linux")]
+fn read_start_ticks(root: &Path, pid: u32) -> Option<u64> {
+    let text = std::fs::read_to_string(root.join(pid.to_string()).join("stat")).ok()?;
+    parse_stat(&text).map(|(_, s)| s)
+}
+
+#[cfg(target_os = "linux")]
+fn read_process(root: &Path, pid: u32) -> Option<ProcessInfo> {
+    let dir = root.join(pid.to_string());
+    let stat = std::fs::read_to_string(dir.join("stat")).ok()?;
+    let (ppid, start_ticks) = parse_stat(&stat)?;
+    let link = |name: &str| {
+        std::fs::read_link(dir.join(name))
+            .ok()
+            .map(|p| p.to_string_lossy().into_owned())
+    };
+    let uids = std::fs::read_to_string(dir.join("status"))
+        .ok()
+        .and_then(|s| parse_status_uids(&s));
+    let auid = std::fs::read_to_string(dir.join("loginuid"))
+        .ok()
+        .and_then(|s| s.trim().parse::<u32>().ok())
+        .filter(|&a| a != u32::MAX);
+    let args = std::fs::read(dir.join("cmdline"))
+        .map(|b| parse_cmdline(&b))
+        .unwrap_or_default();
+    let mut info = empty_info(pid);
+    info.ppid = ppid;
+    info.start_ticks = start_ticks;
+    info.start_estimated = false;
+    info.exe = link("exe");
+    info.args = args;
+    info.cwd = link("cwd");
+    info.uid = uids.map(|u| u.0);
+    info.euid = uids.map(|u| u.1);
+    info.auid = auid;
+    Some(info)
+}
+
+#[cfg(target_os = "linux")]
+fn list_pids(root: &Path) -> Vec<u32> {
+    let Ok(rd) = std::fs::read_dir(root) else {
+        return Vec::new();
+    };
+    rd.filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
+        .collect()
+}
+
+#[cfg(target_os = "linux")]
+fn read_boot_time(root: &Path) -> Option<u64> {
+    let text = std::fs::read_to_string(root.join("stat")).ok()?;
+    let line = text.lines().find(|l| l.starts_with("btime "))?;
+    line.split_whitespace().nth(1)?.parse().ok()
+}
+
+#[cfg(not(target_os = "linux"))]
+fn read_start_ticks(_root: &Path, _pid: u32) -> Option<u64> {
+    None
+}
+#[cfg(not(target_os = "linux"))]
+fn read_process(_root: &Path, _pid: u32) -> Option<ProcessInfo> {
+    None
+}
+#[cfg(not(target_os = "linux"))]
+fn list_pids(_root: &Path) -> Vec<u32> {
+    Vec::new()
+}
+#[cfg(not(target_os = "linux"))]
+fn read_boot_time(_root: &Path) -> Option<u64> {
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::process::{Child, Command};
+
+    #[test]
+    fn guid_namespace_and_derivation_are_as_documented() {
+        let ns = Uuid::new_v5(
+            &Uuid::NAMESPACE_URL,
+            b"https://github.com/endpoint-agent/endpoint-agent/process-guid",
+        );
+        assert_eq!(ns, PROCESS_GUID_NAMESPACE);
+        // Cross-checked with Python: uuid.uuid5(ns, "b:1:2").
+        assert_eq!(
+            process_guid("b", 1, 2).to_string(),
+            "9ef4108f-e33e-5ead-8230-840113c9600f"
+        );
+        assert_eq!(process_guid("b", 1, 2).get_version_num(), 5);
+        assert_ne!(process_guid("b", 1, 2), process_guid("b", 1, 3));
+        assert_ne!(process_guid("b", 1, 2), process_guid("c", 1, 2));
+    }
+
+    #[test]
+    fn stat_parsing_survives_hostile_command_names() {
+        let line =
+            "4242 (evil) 1 2 3) S 77 4242 4242 0 -1 4194560 0 0 0 0 1 2 0 0 20 0 1 0 123456 0 0";
+        assert_eq!(parse_stat(line), Some((77, 123456)));
+        assert_eq!(parse_stat("garbage"), None);
+        assert_eq!(
+            parse_status_uids("Name:\tx\nUid:\t1000\t0\t0\t0\n"),
+            Some((1000, 0))
+        );
+        assert_eq!(parse_cmdline(b"ls\0-l\0/tmp\0"), vec!["ls", "-l", "/tmp"]);
+        assert_eq!(parse_cmdline(b""), Vec::<String>::new());
+        let mut long = vec!["x".repeat(MAX_ARGS_BYTES / 2); 4];
+        truncate_args(&mut long);
+        assert_eq!(long.len(), 1);
+    }
+
+    fn boot_id() -> String {
+        std::fs::read_to_string("/proc/sys/kernel/random/boot_id")
+            .expect("Linux boot id")
+            .trim()
+            .to_owned()
+    }
+
+    fn proc_start(pid: u32) -> u64 {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+        parse_stat(&stat).unwrap().1
+    }
+
+    /// A proc root with nothing in it: every process looks gone.
+    const NO_PROC: &str = "/nonexistent/proc-root-for-tests";
+
+    /// A unique directory removed on drop (this crate has no tempfile dependency).
+    struct TempDir(PathBuf);
+    impl TempDir {
+        fn new(tag: &str) -> Self {
+            let p = std::env::temp_dir().join(format!(
+                "{tag}-{}-{:?}",
+                std::process::id(),
+                std::thread::current().id()
+            ));
+            std::fs::create_dir_all(&p).unwrap();
+            TempDir(p)
+        }
+    }
+    impl Drop for TempDir {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+
+    /// Kills and reaps the child even when an assertion fails.
+    struct KillOnDrop(Child);
+    impl Drop for KillOnDrop {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn live_own_process_and_parent() {
+        let mut t = ProcTable::new(boot_id(), Limits::default());
+        let n = t.scan();
+        assert!(n >= 2, "scan found {n} processes");
+        let me = std::process::id();
+        let p = t.get_cached(me).expect("own pid scanned").clone();
+        assert_eq!(p.ppid, std::os::unix::process::parent_id());
+        assert_eq!(p.start_ticks, proc_start(me));
+        assert!(!p.start_estimated);
+        let exe = std::env::current_exe().unwrap();
+        assert_eq!(p.exe.as_deref(), exe.to_str());
+        assert_eq!(p.args, std::env::args().collect::<Vec<_>>());
+        assert_eq!(p.cwd.as_deref(), std::env::current_dir().unwrap().to_str());
+        let status = std::fs::read_to_string("/proc/self/status").unwrap();
+        let (uid, euid) = parse_status_uids(&status).unwrap();
+        assert_eq!((p.uid, p.euid), (Some(uid), Some(euid)));
+        assert_eq!(p.guid, process_guid(&boot_id(), me, p.start_ticks));
+        assert!(p.name().is_some_and(|n| exe.to_str().unwrap().ends_with(n)));
+
+        let parent = t.parent(me).expect("parent is alive").clone();
+        assert_eq!(parent.pid, std::os::unix::process::parent_id());
+        assert!(parent.start_ticks <= p.start_ticks);
+
+        // A restarted agent derives the same guids from /proc.
+        let mut t2 = ProcTable::new(boot_id(), Limits::default());
+        assert_eq!(t2.get(me).unwrap().guid, p.guid);
+        assert_eq!(t2.get(parent.pid).unwrap().guid, parent.guid);
+    }
+
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn live_spawned_child_cmdline_cwd_and_parent() {
+        let dir = TempDir::new("proctable-child");
+        let cwd = dir.0.canonicalize().unwrap();
+        // `sh` waiting on a pipe that is never written: no grandchild to leak on kill.
+        let child = Command::new("sh")
+            .args(["-c", "read x", "zero arg"])
+            .stdin(std::process::Stdio::piped())
+            .current_dir(&cwd)
+            .spawn()
+            .expect("spawn sh");
+        let child = KillOnDrop(child);
+        let pid = child.0.id();
+        // The child execs asynchronously: wait until /proc shows sleep's arguments.
+        let mut t = ProcTable::new(boot_id(), Limits::default());
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        loop {
+            let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+            if cmdline.starts_with(b"sh\0") {
+                break;
+            }
+            assert!(std::time::Instant::now() < deadline, "child never exec'd");
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        let p = t.get(pid).expect("child visible").clone();
+        assert_eq!(p.args, vec!["sh", "-c", "read x", "zero arg"]);
+        assert_eq!(p.command_line(), "sh -c read x zero arg");
+        assert_eq!(p.cwd.as_deref(), cwd.to_str());
+        let sh = std::fs::canonicalize("/bin/sh").unwrap();
+        assert_eq!(p.exe.as_deref(), sh.to_str());
+        assert_eq!(p.name(), sh.file_name().unwrap().to_str());
+        assert_eq!(p.ppid, std::process::id());
+        let parent = t.parent(pid).unwrap();
+        assert_eq!(parent.pid, std::process::id());
+        assert_eq!(parent.args, std::env::args().collect::<Vec<_>>());
+
+        // An exec event for the same instance keeps the guid and updates the image.
+        let before = p.guid;
+        let after = t
+            .on_exec(ExecInfo {
+                pid,
+                ppid: std::process::id(),
+                exe: Some("/usr/bin/other".into()),
+                args: vec!["other".into()],
+                cwd: Some("/".into()),
+                uid: Some(0),
+                euid: Some(0),
+                auid: Some(u32::MAX),
+                time: Some(SystemTime::now()),
+            })
+            .unwrap()
+            .clone();
+        assert_eq!(after.guid, before);
+        assert_eq!(after.args, vec!["other"]);
+        assert_eq!(after.auid, None, "unset login uid is None");
+
+        // Exit: the entry stays and is marked, after the process is gone from /proc.
+        drop(child);
+        t.on_exit(pid);
+        let gone = t.get(pid).expect("exited processes stay resolvable");
+        assert!(gone.exited);
+        assert_eq!(gone.guid, before);
+    }
+
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn pid_reuse_is_detected_through_start_time() {
+        let me = std::process::id();
+        let mut t = ProcTable::new(boot_id(), Limits::default());
+        let real = t.get(me).unwrap().clone();
+        // Simulate a previous process that had our pid with another start time.
+        let mut stale = real.clone();
+        stale.start_ticks = real.start_ticks.saturating_sub(500);
+        stale.guid = process_guid(&boot_id(), me, stale.start_ticks);
+        stale.args = vec!["old".into()];
+        t.insert(stale.clone());
+        assert_eq!(t.get_cached(me).unwrap().guid, stale.guid);
+        let refreshed = t.get(me).unwrap();
+        assert_eq!(refreshed.start_ticks, real.start_ticks);
+        assert_eq!(refreshed.guid, real.guid);
+        assert_ne!(refreshed.guid, stale.guid);
+        assert_eq!(refreshed.args, real.args);
+    }
+
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn a_parent_younger_than_its_child_is_a_reused_pid() {
+        let me = std::process::id();
+        let mut t = ProcTable::new(boot_id(), Limits::default());
+        let my_start = t.get(me).unwrap().start_ticks;
+        // A fake child claiming us as parent but started before us: our pid was reused.
+        let mut child = empty_info(999_999_999);
+        child.ppid = me;
+        child.start_ticks = my_start.saturating_sub(1);
+        t.insert(child);
+        assert!(t.parent(999_999_999).is_none());
+    }
+
+    #[test]
+    fn gone_processes_get_estimated_start_and_distinct_guids() {
+        let mut t = ProcTable::with_proc_root("boot", Limits::default(), NO_PROC);
+        t.boot_time = Some(500); // no /proc/stat under NO_PROC
+        let ev = |pid, t: u64| ExecInfo {
+            pid,
+            ppid: 1,
+            exe: Some("/usr/bin/id".into()),
+            args: vec!["id".into()],
+            time: Some(UNIX_EPOCH + std::time::Duration::from_secs(t)),
+            ..ExecInfo::default()
+        };
+        let a = t.on_exec(ev(10, 1000)).unwrap().clone();
+        assert!(a.start_estimated);
+        t.on_exit(10);
+        // The pid is used again later by another short-lived process.
+        let b = t.on_exec(ev(10, 2000)).unwrap().clone();
+        assert_ne!(a.guid, b.guid);
+        // A second exec of a process we know is alive keeps its identity.
+        let c = t.on_exec(ev(10, 2001)).unwrap().clone();
+        assert_eq!(b.guid, c.guid);
+        t.on_fork(10, 11, None);
+        let f = t.get_cached(11).unwrap();
+        assert_eq!((f.ppid, f.args.clone()), (10, vec!["id".to_string()]));
+        assert_ne!(f.guid, c.guid);
+    }
+
+    #[test]
+    fn table_is_bounded_and_evicts_exited_first() {
+        let limits = Limits {
+            max_entries: 64,
+            max_bytes: 1 << 30,
+        };
+        let mut t = ProcTable::with_proc_root("boot", limits, NO_PROC);
+        let exec = |pid: u32| ExecInfo {
+            pid,
+            ppid: 1,
+            args: vec![format!("p{pid}")],
+            ..ExecInfo::default()
+        };
+        // 32 long-lived processes, used often.
+        for pid in 1..=32 {
+            t.on_exec(exec(pid));
+        }
+        for pid in 1000..5000 {
+            t.on_exec(exec(pid));
+            t.on_exit(pid);
+            for live in 1..=32 {
+                assert!(t.get_cached(live).is_some(), "live {live} evicted at {pid}");
+            }
+            assert!(t.len() <= 64);
+        }
+        // With only live processes, the least recently used go first.
+        for pid in 100..200 {
+            t.on_exec(exec(pid));
+            assert!(t.len() <= 64);
+        }
+        assert!(t.get_cached(199).is_some());
+        assert!(t.get_cached(1).is_none());
+    }
+
+    #[test]
+    fn byte_budget_bounds_memory() {
+        let limits = Limits {
+            max_entries: 1 << 20,
+            max_bytes: 4 * MAX_ARGS_BYTES,
+        };
+        let mut t = ProcTable::with_proc_root("boot", limits, NO_PROC);
+        for pid in 0..200 {
+            t.on_exec(ExecInfo {
+                pid,
+                args: vec!["a".repeat(10_000)],
+                ..ExecInfo::default()
+            });
+            assert!(t.bytes <= 4 * MAX_ARGS_BYTES, "{} bytes", t.bytes);
+        }
+        let sum: usize = t.procs.values().map(ProcessInfo::approx_bytes).sum();
+        assert_eq!(sum, t.bytes);
+    }
+}
