@@ -1,0 +1,165 @@
+//! Small file-system helpers shared by the service managers and the installer.
+
+use std::fs;
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+
+use crate::ServiceError;
+
+/// Writes `bytes` to `path` through a temporary sibling and a rename, so that a crash never
+/// leaves a half-written file, with permission bits `mode` (ignored on Windows).
+pub fn write_atomic(path: &Path, bytes: &[u8], mode: u32) -> Result<(), ServiceError> {
+    let tmp = tmp_sibling(path);
+    let result = (|| {
+        let mut file = open_new(&tmp, mode)?;
+        file.write_all(bytes)?;
+        file.sync_all()?;
+        drop(file);
+        set_mode(&tmp, mode)?;
+        fs::rename(&tmp, path)
+    })();
+    result.map_err(|e| {
+        let _ = fs::remove_file(&tmp);
+        ServiceError::io("write", path, e)
+    })
+}
+
+/// Copies `from` to `to` atomically with permission bits `mode`.
+pub fn copy_atomic(from: &Path, to: &Path, mode: u32) -> Result<(), ServiceError> {
+    let tmp = tmp_sibling(to);
+    let result = (|| {
+        let mut src = fs::File::open(from)?;
+        let mut dst = open_new(&tmp, mode)?;
+        io::copy(&mut src, &mut dst)?;
+        dst.sync_all()?;
+        drop(dst);
+        set_mode(&tmp, mode)?;
+        fs::rename(&tmp, to)
+    })();
+    result.map_err(|e| {
+        let _ = fs::remove_file(&tmp);
+        ServiceError::io("copy to", to, e)
+    })
+}
+
+/// Removes a file; a file that is already gone is success.
+pub fn remove_file_if_exists(path: &Path) -> Result<(), ServiceError> {
+    match fs::remove_file(path) {
+        Err(e) if e.kind() != io::ErrorKind::NotFound => Err(ServiceError::io("remove", path, e)),
+        _ => Ok(()),
+    }
+}
+
+/// Removes a directory tree; a directory that is already gone is success.
+pub fn remove_dir_all_if_exists(path: &Path) -> Result<(), ServiceError> {
+    match fs::remove_dir_all(path) {
+        Err(e) if e.kind() != io::ErrorKind::NotFound => Err(ServiceError::io("remove", path, e)),
+        _ => Ok(()),
+    }
+}
+
+/// Removes a directory only if it is empty (someone else's files are never ours to delete).
+pub fn remove_dir_if_empty(path: &Path) -> Result<(), ServiceError> {
+    match fs::read_dir(path).map(|mut entries| entries.next().is_none()) {
+        Ok(true) => fs::remove_dir(path).map_err(|e| ServiceError::io("remove", path, e)),
+        Ok(false) => Ok(()),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(ServiceError::io("read", path, e)),
+    }
+}
+
+/// Creates `dir` and its missing ancestors with permission bits `mode`, returning the
+/// directories that did not exist before, outermost first (so that uninstall can remove
+/// exactly those, innermost first).
+pub fn create_dirs(dir: &Path, mode: u32) -> Result<Vec<PathBuf>, ServiceError> {
+    let mut missing: Vec<PathBuf> = dir
+        .ancestors()
+        .take_while(|d| !d.as_os_str().is_empty() && !d.exists())
+        .map(Path::to_path_buf)
+        .collect();
+    missing.reverse();
+    for d in &missing {
+        match fs::create_dir(d) {
+            Err(e) if e.kind() != io::ErrorKind::AlreadyExists => {
+                return Err(ServiceError::io("create directory", d, e))
+            }
+            _ => set_mode(d, mode).map_err(|e| ServiceError::io("chmod", d, e))?,
+        }
+    }
+    Ok(missing)
+}
+
+fn tmp_sibling(path: &Path) -> PathBuf {
+    let mut name = path.file_name().unwrap_or_default().to_os_string();
+    name.push(format!(".tmp-{}", std::process::id()));
+    path.with_file_name(name)
+}
+
+#[cfg(unix)]
+fn open_new(path: &Path, mode: u32) -> io::Result<fs::File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    // Created with the final mode so a secret is never readable by others, not even briefly.
+    fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(mode)
+        .open(path)
+}
+
+#[cfg(not(unix))]
+fn open_new(path: &Path, _mode: u32) -> io::Result<fs::File> {
+    fs::File::create(path)
+}
+
+#[cfg(unix)]
+fn set_mode(path: &Path, mode: u32) -> io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    // The umask may have cleared bits at creation; set them exactly.
+    fs::set_permissions(path, fs::Permissions::from_mode(mode))
+}
+
+#[cfg(not(unix))]
+fn set_mode(_path: &Path, _mode: u32) -> io::Result<()> {
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn create_dirs_reports_only_the_new_ones_outermost_first() {
+        let tmp = tempfile::tempdir().unwrap();
+        fs::create_dir(tmp.path().join("a")).unwrap();
+        let created = create_dirs(&tmp.path().join("a/b/c"), 0o755).unwrap();
+        assert_eq!(created, vec![tmp.path().join("a/b"), tmp.path().join("a/b/c")]);
+        assert!(create_dirs(&tmp.path().join("a/b/c"), 0o755).unwrap().is_empty());
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn write_atomic_sets_the_exact_mode_and_leaves_no_temporary() {
+        use std::os::unix::fs::PermissionsExt;
+        let tmp = tempfile::tempdir().unwrap();
+        let path = tmp.path().join("secret.yaml");
+        write_atomic(&path, b"IntakeKey: x\n", 0o600).unwrap();
+        assert_eq!(fs::read(&path).unwrap(), b"IntakeKey: x\n");
+        assert_eq!(fs::metadata(&path).unwrap().permissions().mode() & 0o7777, 0o600);
+        assert_eq!(fs::read_dir(tmp.path()).unwrap().count(), 1);
+    }
+
+    #[test]
+    fn remove_dir_if_empty_keeps_foreign_files() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("d");
+        fs::create_dir(&dir).unwrap();
+        fs::write(dir.join("user-file"), b"x").unwrap();
+        remove_dir_if_empty(&dir).unwrap();
+        assert!(dir.join("user-file").exists());
+        fs::remove_file(dir.join("user-file")).unwrap();
+        remove_dir_if_empty(&dir).unwrap();
+        assert!(!dir.exists());
+        remove_dir_if_empty(&dir).unwrap();
+    }
+}
