@@ -1,0 +1,108 @@
+//! A reassembled audit event: every record the kernel emitted under one serial.
+
+use crate::msgtype;
+use crate::record::{AuditRecord, AuditTime, Value};
+use crate::sockaddr::SockAddr;
+
+/// All records of one event, in arrival order (without the closing `EOE`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditEvent {
+    /// The serial shared by the records.
+    pub serial: u32,
+    /// The time of the first record.
+    pub timestamp: AuditTime,
+    /// The records.
+    pub records: Vec<AuditRecord>,
+    /// True when the event was closed by an `EOE` or is a single-record user-space message;
+    /// false when it was closed by timeout, eviction or flush.
+    pub complete: bool,
+}
+
+impl AuditEvent {
+    /// The first record of type `t`.
+    pub fn record(&self, t: u16) -> Option<&AuditRecord> {
+        self.records.iter().find(|r| r.record_type == t)
+    }
+
+    /// All records of type `t`.
+    pub fn records_of(&self, t: u16) -> impl Iterator<Item = &AuditRecord> {
+        self.records.iter().filter(move |r| r.record_type == t)
+    }
+
+    /// The `SYSCALL` record.
+    pub fn syscall(&self) -> Option<&AuditRecord> {
+        self.record(msgtype::AUDIT_SYSCALL)
+    }
+
+    /// The `PATH` records, ordered by `item`.
+    pub fn paths(&self) -> Vec<&AuditRecord> {
+        let mut p: Vec<_> = self.records_of(msgtype::AUDIT_PATH).collect();
+        p.sort_by_key(|r| r.get_u64("item").unwrap_or(u64::MAX));
+        p
+    }
+
+    /// The working directory from the `CWD` record.
+    pub fn cwd(&self) -> Option<String> {
+        Some(self.record(msgtype::AUDIT_CWD)?.get("cwd")?.into_owned())
+    }
+
+    /// The arguments of an `execve` from its `EXECVE` record(s). Long arguments the kernel
+    /// split into `aN[i]` chunks (possibly over several records) are joined.
+    pub fn execve_args(&self) -> Option<Vec<String>> {
+        let mut recs = self.records_of(msgtype::AUDIT_EXECVE).peekable();
+        recs.peek()?;
+        let mut args: Vec<Vec<u8>> = Vec::new();
+        for r in recs {
+            for f in &r.fields {
+                let Some(rest) = f.key.strip_prefix('a') else {
+                    continue;
+                };
+                let n = rest.split_once('[').map_or(rest, |(n, _)| n);
+                let Ok(n) = n.parse::<usize>() else {
+                    continue;
+                };
+                if n >= args.len() {
+                    if n > 1 << 20 {
+                        continue;
+                    }
+                    args.resize(n + 1, Vec::new());
+                }
+                match &f.value {
+                    Value::Hex(b) => args[n].extend_from_slice(b),
+                    _ => args[n].extend_from_slice(f.raw.as_bytes()),
+                }
+            }
+        }
+        Some(
+            args.into_iter()
+                .map(|a| String::from_utf8_lossy(&a).into_owned())
+                .collect(),
+        )
+    }
+
+    /// The process title split into its NUL-separated arguments.
+    pub fn proctitle(&self) -> Option<Vec<String>> {
+        let f = self.record(msgtype::AUDIT_PROCTITLE)?.field("proctitle")?;
+        Some(match &f.value {
+            Value::Hex(b) => b
+                .split(|&c| c == 0)
+                .map(|a| String::from_utf8_lossy(a).into_owned())
+                .collect(),
+            _ => vec![f.raw.clone()],
+        })
+    }
+
+    /// The decoded address of the `SOCKADDR` record.
+    pub fn sockaddr(&self) -> Option<&SockAddr> {
+        self.record(msgtype::AUDIT_SOCKADDR)?.sockaddr()
+    }
+
+    /// The rule key(s) of the `SYSCALL` record (several keys are `\x01`-separated).
+    pub fn keys(&self) -> Vec<String> {
+        self.syscall()
+            .and_then(|r| r.field("key"))
+            .filter(|f| f.value != Value::Null)
+            .map(|f| f.text().split('\u{1}').map(str::to_owned).collect())
+            .unwrap_or_default()
+    }
+}
