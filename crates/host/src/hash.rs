@@ -515,3 +515,56 @@ mod tests {
         }
     }
 }
+
+#[cfg(test)]
+mod props {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn component() -> impl Strategy<Value = &'static str> {
+        prop::sample::select(vec!["a", "b", "big", "bigger", "bi", "data"])
+    }
+
+    proptest! {
+        /// Exclusion is a prefix match on whole components, never on characters, and `.` /
+        /// `x/..` detours do not change the answer.
+        #[test]
+        fn exclusion_matches_component_prefix(
+            ex in prop::collection::vec(component(), 1..4),
+            path in prop::collection::vec(component(), 0..6),
+            detour in 0usize..6,
+        ) {
+            let ex_path = format!("/{}", ex.join("/"));
+            let policy = HashPolicy::new([&ex_path], 1);
+            let expected = path.len() >= ex.len() && path[..ex.len()] == ex[..];
+            let plain = format!("/{}", path.join("/"));
+            prop_assert_eq!(policy.is_excluded(Path::new(&plain)), expected, "{} vs {}", plain, ex_path);
+            let mut noisy: Vec<&str> = path.clone();
+            let at = detour.min(noisy.len());
+            noisy.splice(at..at, [".", "zz", ".."]);
+            let noisy = format!("/{}", noisy.join("/"));
+            prop_assert_eq!(policy.is_excluded(Path::new(&noisy)), expected, "{}", noisy);
+        }
+
+        /// Against a model map: the cache never exceeds its capacity, never answers with a
+        /// value other than the last one stored for the key, and an entry just stored or
+        /// just read is present.
+        #[test]
+        fn hash_cache_model(cap in 1usize..12, ops in prop::collection::vec((any::<bool>(), 0u64..24, 0u8..4), 1..300)) {
+            let mut cache = HashCache::new(cap);
+            let mut model: HashMap<FileKey, String> = HashMap::new();
+            let key = |i: u64| FileKey { dev: 1, ino: i, mtime_ns: 7, size: 3 };
+            for (insert, k, v) in ops {
+                if insert {
+                    let h = FileHashes { md5: v.to_string(), sha1: String::new(), sha256: String::new() };
+                    cache.insert(key(k), Arc::new(h));
+                    model.insert(key(k), v.to_string());
+                    prop_assert!(cache.get(&key(k)).is_some());
+                } else if let Some(h) = cache.get(&key(k)) {
+                    prop_assert_eq!(Some(&h.md5), model.get(&key(k)));
+                }
+                prop_assert!(cache.len() <= cap);
+            }
+        }
+    }
+}

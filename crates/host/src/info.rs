@@ -160,6 +160,35 @@ pub fn hostname() -> Result<String, HostError> {
     }
 }
 
+/// The host facts every event carries, collected once at start (`host.*`). IPs and hostname
+/// can change at runtime; callers that care refresh by collecting again.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HostFacts {
+    /// `host.hostname`.
+    pub hostname: String,
+    /// `host.os.type`.
+    pub os_type: OsType,
+    /// `host.os.*`.
+    pub os: OsInfo,
+    /// `host.ip[]`.
+    pub ips: Vec<std::net::IpAddr>,
+    /// The boot id (Linux), input of process GUIDs.
+    pub boot_id: Option<String>,
+}
+
+impl HostFacts {
+    /// Collects every fact; fails only if the hostname cannot be read.
+    pub fn collect() -> Result<HostFacts, HostError> {
+        Ok(HostFacts {
+            hostname: hostname()?,
+            os_type: os_type(),
+            os: os_info(),
+            ips: crate::ips::host_ips(),
+            boot_id: boot_id(),
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -20,7 +20,7 @@ pub use hash::{
 };
 pub use hash_worker::{HashJob, HashResult, HashWorker, SubmitError};
 pub use info::{
-    boot_id, hostname, os_info, os_type, parse_os_release, uptime_secs, OsInfo, OsType,
+    boot_id, hostname, os_info, os_type, parse_os_release, uptime_secs, HostFacts, OsInfo, OsType,
 };
 pub use ips::host_ips;
 pub use names::{IdNameCache, NameResolver, UserNames};

@@ -272,3 +272,37 @@ mod tests {
         assert_eq!(c.lookups(), before, "most recent id must still be cached");
     }
 }
+
+#[cfg(test)]
+mod props {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn resolver(id: u32) -> Option<String> {
+        (id % 3 != 0).then(|| format!("user{id}"))
+    }
+
+    proptest! {
+        /// Whatever the sequence of lookups and clock jumps, answers are the resolver's, the
+        /// cache stays within capacity, and a repeated lookup within the TTL costs nothing.
+        #[test]
+        fn answers_are_always_the_resolvers(
+            cap in 1usize..10,
+            ops in prop::collection::vec((0u32..30, 0u64..90), 1..300),
+        ) {
+            let mut c = IdNameCache::new(resolver, cap, Duration::from_secs(60));
+            let mut now = Instant::now();
+            for (id, advance) in ops {
+                now += Duration::from_secs(advance);
+                let expected = resolver(id);
+                let got = c.get_at(id, now);
+                prop_assert_eq!(got.as_deref(), expected.as_deref());
+                prop_assert!(c.len() <= cap);
+                let before = c.lookups();
+                let again = c.get_at(id, now);
+                prop_assert_eq!(again.as_deref(), expected.as_deref());
+                prop_assert_eq!(c.lookups(), before);
+            }
+        }
+    }
+}
