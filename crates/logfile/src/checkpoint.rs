@@ -1,0 +1,225 @@
+//! Persisted read positions, one per file identity, written atomically.
+//!
+//! Format (text, one record per line, so a human can read it during an incident):
+//! `agent-logfile-checkpoints v1` then `dev ino head_len head_hash_hex offset path_hex`.
+
+use std::collections::HashMap;
+use std::fmt::Write as _;
+use std::fs::{self, File};
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+
+use crate::identity::{FileKey, Head};
+use crate::Error;
+
+const MAGIC: &str = "agent-logfile-checkpoints v1";
+const FILE_NAME: &str = "logfile-checkpoints";
+
+/// Where one file was left: its identity and the offset just past the last accepted line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Saved {
+    pub(crate) key: FileKey,
+    pub(crate) head: Head,
+    pub(crate) offset: u64,
+    pub(crate) path: PathBuf,
+}
+
+/// The checkpoint file in the state directory.
+#[derive(Debug)]
+pub(crate) struct Store {
+    path: PathBuf,
+    tmp: PathBuf,
+    dir: PathBuf,
+}
+
+impl Store {
+    pub(crate) fn new(state_dir: &Path) -> Self {
+        Self {
+            path: state_dir.join(FILE_NAME),
+            tmp: state_dir.join(format!("{FILE_NAME}.tmp")),
+            dir: state_dir.to_owned(),
+        }
+    }
+
+    /// `None` when no checkpoint was ever written (the very first start).
+    /// Unreadable records are skipped with a warning: their files are then read from the
+    /// beginning, trading duplicates for no loss.
+    pub(crate) fn load(&self) -> Result<Option<HashMap<FileKey, Saved>>, Error> {
+        let text = match fs::read(&self.path) {
+            Ok(bytes) => bytes,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+            Err(source) => {
+                return Err(Error::State {
+                    path: self.path.clone(),
+                    source,
+                })
+            }
+        };
+        let text = String::from_utf8_lossy(&text);
+        let mut lines = text.lines();
+        if lines.next() != Some(MAGIC) {
+            tracing::warn!(path = %self.path.display(), "checkpoint file has an unknown format; reading all files from their beginning");
+            return Ok(Some(HashMap::new()));
+        }
+        let mut saved = HashMap::new();
+        for line in lines {
+            match parse_record(line) {
+                Some(record) => {
+                    saved.insert(record.key, record);
+                }
+                None => {
+                    tracing::warn!(path = %self.path.display(), record = line, "skipping unreadable checkpoint record")
+                }
+            }
+        }
+        Ok(Some(saved))
+    }
+
+    /// Replaces the checkpoint file: temp file, fsync, rename, fsync of the directory.
+    pub(crate) fn save<'a>(&self, records: impl Iterator<Item = &'a Saved>) -> Result<(), Error> {
+        let mut text = String::with_capacity(4096);
+        text.push_str(MAGIC);
+        text.push('\n');
+        for r in records {
+            let _ = writeln!(
+                text,
+                "{} {} {} {} {} {}",
+                r.key.dev,
+                r.key.ino,
+                r.head.len,
+                hex(&r.head.hash),
+                r.offset,
+                hex(path_bytes(&r.path).as_ref())
+            );
+        }
+        let state_err = |path: &Path| {
+            let path = path.to_owned();
+            move |source| Error::State { path, source }
+        };
+        let mut file = File::create(&self.tmp).map_err(state_err(&self.tmp))?;
+        file.write_all(text.as_bytes())
+            .and_then(|()| file.sync_all())
+            .map_err(state_err(&self.tmp))?;
+        drop(file);
+        fs::rename(&self.tmp, &self.path).map_err(state_err(&self.path))?;
+        sync_dir(&self.dir).map_err(state_err(&self.dir))
+    }
+}
+
+#[cfg(unix)]
+fn sync_dir(dir: &Path) -> io::Result<()> {
+    File::open(dir)?.sync_all()
+}
+
+/// Directories cannot be opened for fsync on Windows; the rename is what we get there.
+#[cfg(not(unix))]
+fn sync_dir(_dir: &Path) -> io::Result<()> {
+    Ok(())
+}
+
+fn parse_record(line: &str) -> Option<Saved> {
+    let mut fields = line.split(' ');
+    let dev = fields.next()?.parse().ok()?;
+    let ino = fields.next()?.parse().ok()?;
+    let len = fields.next()?.parse().ok()?;
+    let hash: [u8; 32] = unhex(fields.next()?)?.try_into().ok()?;
+    let offset = fields.next()?.parse().ok()?;
+    let path = path_from_bytes(unhex(fields.next()?)?);
+    if fields.next().is_some() {
+        return None;
+    }
+    Some(Saved {
+        key: FileKey { dev, ino },
+        head: Head { len, hash },
+        offset,
+        path,
+    })
+}
+
+fn hex(bytes: &[u8]) -> String {
+    let mut s = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        let _ = write!(s, "{b:02x}");
+    }
+    s
+}
+
+fn unhex(s: &str) -> Option<Vec<u8>> {
+    if s.len() % 2 != 0 {
+        return None;
+    }
+    (0..s.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok())
+        .collect()
+}
+
+#[cfg(unix)]
+fn path_bytes(path: &Path) -> std::borrow::Cow<'_, [u8]> {
+    use std::os::unix::ffi::OsStrExt;
+    path.as_os_str().as_bytes().into()
+}
+
+#[cfg(not(unix))]
+fn path_bytes(path: &Path) -> std::borrow::Cow<'_, [u8]> {
+    match path.to_string_lossy() {
+        std::borrow::Cow::Borrowed(s) => s.as_bytes().into(),
+        std::borrow::Cow::Owned(s) => s.into_bytes().into(),
+    }
+}
+
+#[cfg(unix)]
+fn path_from_bytes(bytes: Vec<u8>) -> PathBuf {
+    use std::os::unix::ffi::OsStringExt;
+    std::ffi::OsString::from_vec(bytes).into()
+}
+
+#[cfg(not(unix))]
+fn path_from_bytes(bytes: Vec<u8>) -> PathBuf {
+    String::from_utf8_lossy(&bytes).into_owned().into()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trips_records_atomically() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::new(dir.path());
+        assert_eq!(store.load().unwrap(), None);
+        let records = vec![
+            Saved {
+                key: FileKey { dev: 2049, ino: 77 },
+                head: Head::of_bytes(b"first line\n"),
+                offset: 11,
+                path: dir.path().join("a b.log"),
+            },
+            Saved {
+                key: FileKey { dev: 1, ino: u64::MAX },
+                head: Head::of_bytes(b""),
+                offset: 0,
+                path: PathBuf::from("/x/\u{e9}.log"),
+            },
+        ];
+        store.save(records.iter()).unwrap();
+        let loaded = store.load().unwrap().unwrap();
+        assert_eq!(loaded.len(), 2);
+        for r in &records {
+            assert_eq!(loaded.get(&r.key), Some(r));
+        }
+        assert!(!dir.path().join("logfile-checkpoints.tmp").exists());
+    }
+
+    #[test]
+    fn damaged_records_are_skipped_not_fatal() {
+        let dir = tempfile::tempdir().unwrap();
+        fs::write(
+            dir.path().join(FILE_NAME),
+            format!("{MAGIC}\n1 2 3 zz 5 00\ngarbage\n"),
+        )
+        .unwrap();
+        let loaded = Store::new(dir.path()).load().unwrap().unwrap();
+        assert!(loaded.is_empty());
+    }
+}

@@ -1,0 +1,553 @@
+//! The tailing loop: expand patterns, read new bytes, hand lines to the sink, checkpoint.
+
+use std::collections::HashMap;
+use std::fs::{self, File};
+use std::io;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crate::checkpoint::{Saved, Store};
+use crate::identity::{read_at, FileKey, Head, HEAD_MAX};
+use crate::lines::next_piece;
+use crate::spec::{literal_dir, match_options, validate_pattern};
+use crate::wait::Waiter;
+use crate::{Error, LineSink, LogLine, Options, WatchSpec};
+
+/// Bytes read from a file per `read` call.
+const CHUNK: usize = 256 * 1024;
+/// Bytes read from one file before the others get a turn.
+const FILE_BUDGET: usize = 8 * 1024 * 1024;
+/// Longest sleep, so a stop request is noticed quickly.
+const MAX_WAIT: Duration = Duration::from_millis(250);
+
+/// Asks a running [`Tailer::run`] to write its checkpoints and return.
+#[derive(Debug, Clone, Default)]
+pub struct StopHandle(Arc<AtomicBool>);
+
+impl StopHandle {
+    /// Requests the stop; `run` returns within about 250 ms plus one sink call.
+    pub fn stop(&self) {
+        self.0.store(true, Ordering::Release);
+    }
+
+    /// Whether a stop was requested.
+    pub fn is_stopped(&self) -> bool {
+        self.0.load(Ordering::Acquire)
+    }
+}
+
+/// Counters for the agent's self-monitoring; updated while the tailer runs.
+#[derive(Debug, Default)]
+pub struct Stats {
+    /// Line pieces accepted by the sink.
+    pub lines: AtomicU64,
+    /// Bytes of those lines (terminators excluded).
+    pub bytes: AtomicU64,
+    /// Pieces cut at `max_line_len` rather than at a `\n`.
+    pub split_lines: AtomicU64,
+    /// Files currently held open.
+    pub files_open: AtomicU64,
+    /// Matching files waiting because `max_open_files` is reached.
+    pub files_waiting: AtomicU64,
+    /// Files whose path stopped leading to them (renamed away or deleted).
+    pub rotations: AtomicU64,
+    /// Files that shrank or whose head changed (copytruncate) and were restarted at 0.
+    pub truncations: AtomicU64,
+    /// Checkpoint files written.
+    pub checkpoints: AtomicU64,
+}
+
+fn bump(counter: &AtomicU64, by: u64) {
+    counter.fetch_add(by, Ordering::Relaxed);
+}
+
+/// Watches glob patterns and ships every line of matching files to a [`LineSink`].
+#[derive(Debug)]
+pub struct Tailer {
+    specs: Vec<WatchSpec>,
+    options: Options,
+    state_dir: PathBuf,
+    stop: StopHandle,
+    stats: Arc<Stats>,
+}
+
+impl Tailer {
+    /// Validates patterns and options; nothing is opened until [`Tailer::run`].
+    /// `state_dir` holds the checkpoint file and is created if missing.
+    pub fn new(
+        specs: Vec<WatchSpec>,
+        state_dir: impl Into<PathBuf>,
+        options: Options,
+    ) -> Result<Self, Error> {
+        for spec in &specs {
+            validate_pattern(&spec.pattern)?;
+        }
+        options.validate()?;
+        Ok(Self {
+            specs,
+            options,
+            state_dir: state_dir.into(),
+            stop: StopHandle::default(),
+            stats: Arc::default(),
+        })
+    }
+
+    /// A handle that stops [`Tailer::run`] from another thread.
+    pub fn stop_handle(&self) -> StopHandle {
+        self.stop.clone()
+    }
+
+    /// Shared counters.
+    pub fn stats(&self) -> Arc<Stats> {
+        Arc::clone(&self.stats)
+    }
+
+    /// Tails until stopped, calling `sink` on this thread. Checkpoints are written after
+    /// the initial scan, whenever `checkpoint_max_lines` lines or `checkpoint_interval`
+    /// passed since the last write, and on return (also on a sink error: they only
+    /// ever cover accepted lines).
+    pub fn run<S: LineSink>(&mut self, sink: &mut S) -> Result<(), Error> {
+        fs::create_dir_all(&self.state_dir).map_err(|source| Error::State {
+            path: self.state_dir.clone(),
+            source,
+        })?;
+        let store = Store::new(&self.state_dir);
+        let loaded = store.load()?;
+        let mut run = Run {
+            specs: &self.specs,
+            options: &self.options,
+            stats: &self.stats,
+            store,
+            first_start: loaded.is_none(),
+            resume: loaded.unwrap_or_default(),
+            tracked: HashMap::new(),
+            waiter: Waiter::new(),
+            scratch: Vec::new(),
+            unsaved_lines: 0,
+            dirty: true,
+            last_save: Instant::now(),
+        };
+        run.rescan(true);
+        run.save()?;
+        let result = run.main_loop(sink, &self.stop);
+        let saved = run.save();
+        result.and(saved)
+    }
+}
+
+/// One open file being followed.
+#[derive(Debug)]
+struct Tracked {
+    key: FileKey,
+    path: PathBuf,
+    spec: usize,
+    file: File,
+    head: Head,
+    /// File offset just past the last line the sink accepted.
+    offset: u64,
+    /// Bytes after `offset` already read: the start of a line not yet complete.
+    pending: Vec<u8>,
+    /// When the path was first seen not to lead to this file any more, or when it last
+    /// grew after that; the file is closed `rotated_grace` later.
+    gone_since: Option<Instant>,
+}
+
+impl Tracked {
+    fn read_pos(&self) -> u64 {
+        self.offset + self.pending.len() as u64
+    }
+
+    fn saved(&self) -> Saved {
+        Saved {
+            key: self.key,
+            head: self.head,
+            offset: self.offset,
+            path: self.path.clone(),
+        }
+    }
+}
+
+/// What servicing one file achieved.
+#[derive(Debug, Default)]
+struct Step {
+    /// New bytes were read.
+    progressed: bool,
+    /// Stopped early (budget or checkpoint due): call again.
+    more: bool,
+    /// The file is finished (rotated away and drained, or unreadable).
+    close: bool,
+}
+
+/// The state of one [`Tailer::run`].
+struct Run<'a> {
+    specs: &'a [WatchSpec],
+    options: &'a Options,
+    stats: &'a Stats,
+    store: Store,
+    first_start: bool,
+    /// Checkpoints of files not open (yet): consumed when a file with that identity opens.
+    resume: HashMap<FileKey, Saved>,
+    tracked: HashMap<FileKey, Tracked>,
+    waiter: Waiter,
+    /// Shared read buffer: a file's pending bytes followed by freshly read ones.
+    scratch: Vec<u8>,
+    unsaved_lines: u64,
+    dirty: bool,
+    last_save: Instant,
+}
+
+impl Run<'_> {
+    fn main_loop<S: LineSink>(&mut self, sink: &mut S, stop: &StopHandle) -> Result<(), Error> {
+        let mut next_scan = Instant::now() + self.options.poll_interval;
+        let mut rescan_now = false;
+        while !stop.is_stopped() {
+            let busy = self.service_all(sink)?;
+            let now = Instant::now();
+            if rescan_now || now >= next_scan {
+                self.rescan(false);
+                next_scan = now + self.options.poll_interval;
+            }
+            if self.dirty && self.last_save.elapsed() >= self.options.checkpoint_interval {
+                self.save()?;
+            }
+            let timeout = if busy {
+                Duration::ZERO
+            } else {
+                next_scan.saturating_duration_since(now).min(MAX_WAIT)
+            };
+            rescan_now = self.waiter.wait(timeout).rescan;
+        }
+        Ok(())
+    }
+
+    /// Reads every open file up to its end (or budget); true if any new bytes came in.
+    fn service_all<S: LineSink>(&mut self, sink: &mut S) -> Result<bool, Error> {
+        let mut busy = false;
+        let keys: Vec<FileKey> = self.tracked.keys().copied().collect();
+        for key in keys {
+            while let Some(tracked) = self.tracked.get_mut(&key) {
+                let step = service(
+                    tracked,
+                    self.specs,
+                    self.options,
+                    self.stats,
+                    &mut self.scratch,
+                    &mut self.unsaved_lines,
+                    sink,
+                )?;
+                busy |= step.progressed;
+                self.dirty |= step.progressed;
+                if step.close {
+                    self.close(key);
+                }
+                if self.unsaved_lines >= self.options.checkpoint_max_lines {
+                    self.save()?;
+                }
+                if !step.more {
+                    break;
+                }
+            }
+        }
+        Ok(busy)
+    }
+
+    fn close(&mut self, key: FileKey) {
+        if let Some(tracked) = self.tracked.remove(&key) {
+            tracing::debug!(path = %tracked.path.display(), "released log file");
+            if tracked.gone_since.is_none() {
+                // Closed for an error while still in place: resume it from here later.
+                self.resume.insert(key, tracked.saved());
+            }
+            self.dirty = true;
+            self.stats
+                .files_open
+                .store(self.tracked.len() as u64, Ordering::Relaxed);
+        }
+    }
+
+    /// Expands the patterns: picks up new files, notices files that were renamed away or
+    /// deleted, and watches the directories involved.
+    fn rescan(&mut self, initial: bool) {
+        let now = Instant::now();
+        let mut found: HashMap<FileKey, (PathBuf, usize)> = HashMap::new();
+        for (index, spec) in self.specs.iter().enumerate() {
+            self.waiter.watch_dir(&literal_dir(&spec.pattern));
+            let paths = match glob::glob_with(&spec.pattern, match_options()) {
+                Ok(paths) => paths,
+                Err(e) => {
+                    tracing::warn!(pattern = spec.pattern, error = %e, "cannot expand log file pattern");
+                    continue;
+                }
+            };
+            for path in paths.flatten() {
+                let Ok(meta) = fs::metadata(&path) else {
+                    continue;
+                };
+                if meta.is_file() {
+                    let key = FileKey::of(&meta, &path);
+                    // A file matched by two specs goes to the first one.
+                    found.entry(key).or_insert((path, index));
+                }
+            }
+        }
+
+        for tracked in self.tracked.values_mut() {
+            match found.get(&tracked.key) {
+                Some((path, _)) => {
+                    if *path != tracked.path {
+                        tracked.path.clone_from(path);
+                        self.dirty = true;
+                    }
+                    tracked.gone_since = None;
+                }
+                None if tracked.gone_since.is_none() => {
+                    tracing::debug!(path = %tracked.path.display(), "log file rotated away or deleted; draining it");
+                    tracked.gone_since = Some(now);
+                    bump(&self.stats.rotations, 1);
+                }
+                None => {}
+            }
+        }
+
+        let mut new: Vec<(FileKey, PathBuf, usize)> = found
+            .iter()
+            .filter(|(key, _)| !self.tracked.contains_key(key))
+            .map(|(key, (path, spec))| (*key, path.clone(), *spec))
+            .collect();
+        new.sort_by(|a, b| a.1.cmp(&b.1));
+        let mut waiting = 0u64;
+        for (key, path, spec) in new {
+            if self.tracked.len() >= self.options.max_open_files {
+                waiting += 1;
+                continue;
+            }
+            if let Err(e) = self.open(key, &path, spec, initial) {
+                tracing::warn!(path = %path.display(), error = %e, "cannot open log file");
+            }
+        }
+        for tracked in self.tracked.values() {
+            if let Some(dir) = tracked.path.parent() {
+                self.waiter.watch_dir(dir);
+            }
+        }
+        // Checkpoints of files that no longer exist under any pattern are dropped.
+        let before = self.resume.len();
+        self.resume.retain(|key, _| found.contains_key(key));
+        self.dirty |= before != self.resume.len();
+        self.stats.files_waiting.store(waiting, Ordering::Relaxed);
+        self.stats
+            .files_open
+            .store(self.tracked.len() as u64, Ordering::Relaxed);
+    }
+
+    /// Opens a newly matched file and decides where reading starts.
+    fn open(&mut self, key: FileKey, path: &Path, spec: usize, initial: bool) -> io::Result<()> {
+        let file = File::open(path)?;
+        let meta = file.metadata()?;
+        if FileKey::of(&meta, path) != key {
+            return Ok(()); // replaced between scan and open; the next scan sees the new one
+        }
+        let size = meta.len();
+        let head = Head::read(&file)?;
+        let offset = match self.resume.remove(&key) {
+            Some(saved) if saved.head.matches(&file)? && saved.offset <= size => saved.offset,
+            Some(saved) => {
+                tracing::info!(path = %path.display(), "log file changed while not followed (new file on a reused inode, or truncated); reading it from its beginning");
+                let _ = saved;
+                0
+            }
+            None if initial && self.first_start && self.options.start_at_end => size,
+            None => 0,
+        };
+        tracing::debug!(path = %path.display(), offset, "following log file");
+        self.tracked.insert(
+            key,
+            Tracked {
+                key,
+                path: path.to_owned(),
+                spec,
+                file,
+                head,
+                offset,
+                pending: Vec::new(),
+                gone_since: None,
+            },
+        );
+        self.dirty = true;
+        Ok(())
+    }
+
+    fn save(&mut self) -> Result<(), Error> {
+        let records: Vec<Saved> = self
+            .tracked
+            .values()
+            .map(Tracked::saved)
+            .chain(self.resume.values().cloned())
+            .collect();
+        self.store.save(records.iter())?;
+        self.unsaved_lines = 0;
+        self.dirty = false;
+        self.last_save = Instant::now();
+        bump(&self.stats.checkpoints, 1);
+        Ok(())
+    }
+}
+
+/// Reads what is new in one file and delivers its complete lines.
+fn service<S: LineSink>(
+    t: &mut Tracked,
+    specs: &[WatchSpec],
+    options: &Options,
+    stats: &Stats,
+    scratch: &mut Vec<u8>,
+    unsaved: &mut u64,
+    sink: &mut S,
+) -> Result<Step, Error> {
+    let mut step = Step::default();
+    let intake_key = specs.get(t.spec).map_or("", |s| s.intake_key.as_str());
+    let size = match t.file.metadata() {
+        Ok(meta) => meta.len(),
+        Err(e) => {
+            tracing::warn!(path = %t.path.display(), error = %e, "cannot stat log file");
+            step.close = true;
+            return Ok(step);
+        }
+    };
+
+    let replaced = size < t.read_pos() || !t.head.matches(&t.file).unwrap_or(false);
+    if replaced {
+        // copytruncate (or rewritten in place): what was read stays delivered, the
+        // unfinished line goes out as it is, and the new content is read from 0.
+        tracing::debug!(path = %t.path.display(), "log file truncated; reading from its beginning");
+        let pending = std::mem::take(&mut t.pending);
+        deliver_rest(t, intake_key, &pending, stats, unsaved, sink)?;
+        t.offset = 0;
+        t.head = Head::of_bytes(&[]);
+        bump(&stats.truncations, 1);
+    }
+    if t.head.len < HEAD_MAX && size > t.head.len {
+        if let Ok(head) = Head::read(&t.file) {
+            t.head = head;
+        }
+    }
+
+    let max = options.max_line_len;
+    let mut read_total = 0usize;
+    loop {
+        if read_total >= FILE_BUDGET {
+            step.more = true;
+            break;
+        }
+        scratch.clear();
+        scratch.extend_from_slice(&t.pending);
+        let have = scratch.len();
+        scratch.resize(have + CHUNK, 0);
+        let n = match read_at(&t.file, &mut scratch[have..], t.read_pos()) {
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => 0,
+            Err(e) => {
+                tracing::warn!(path = %t.path.display(), error = %e, "cannot read log file");
+                step.close = true;
+                break;
+            }
+        };
+        scratch.truncate(have + n);
+        if n == 0 {
+            break;
+        }
+        read_total += n;
+        step.progressed = true;
+        if t.gone_since.is_some() {
+            t.gone_since = Some(Instant::now());
+        }
+
+        let base = t.offset;
+        let mut pos = 0;
+        let mut batch: Vec<LogLine<'_>> = Vec::with_capacity(options.max_batch_lines);
+        let mut due = false;
+        loop {
+            let piece = next_piece(scratch, pos, max);
+            if let Some(p) = piece {
+                batch.push(LogLine {
+                    intake_key,
+                    path: &t.path,
+                    bytes: &scratch[p.start..p.end],
+                    complete: p.complete,
+                });
+                pos = p.next;
+            }
+            if batch.len() >= options.max_batch_lines || (piece.is_none() && !batch.is_empty())
+            {
+                deliver(sink, &batch, stats)?;
+                *unsaved += batch.len() as u64;
+                // scratch starts with the old pending bytes, which start at `base`.
+                t.offset = base + pos as u64;
+                batch.clear();
+                if *unsaved >= options.checkpoint_max_lines {
+                    due = true;
+                    break;
+                }
+            }
+            if piece.is_none() {
+                break;
+            }
+        }
+        t.pending.clear();
+        t.pending.extend_from_slice(&scratch[pos..]);
+        if due {
+            step.more = true;
+            break;
+        }
+    }
+
+    if !step.more {
+        if let Some(since) = t.gone_since {
+            if since.elapsed() >= options.rotated_grace {
+                let pending = std::mem::take(&mut t.pending);
+                deliver_rest(t, intake_key, &pending, stats, unsaved, sink)?;
+                step.close = true;
+            }
+        }
+    }
+    Ok(step)
+}
+
+/// Hands one batch to the sink and counts it.
+fn deliver<S: LineSink>(sink: &mut S, batch: &[LogLine<'_>], stats: &Stats) -> Result<(), Error> {
+    sink.deliver(batch).map_err(|e| Error::Sink(Box::new(e)))?;
+    let bytes: usize = batch.iter().map(|l| l.bytes.len()).sum();
+    let split = batch.iter().filter(|l| !l.complete).count();
+    bump(&stats.lines, batch.len() as u64);
+    bump(&stats.bytes, bytes as u64);
+    bump(&stats.split_lines, split as u64);
+    Ok(())
+}
+
+/// Sends an unfinished last line of a file that will not grow any more (rotated away,
+/// truncated): the bytes are never dropped, they go out marked incomplete.
+fn deliver_rest<S: LineSink>(
+    t: &mut Tracked,
+    intake_key: &str,
+    rest: &[u8],
+    stats: &Stats,
+    unsaved: &mut u64,
+    sink: &mut S,
+) -> Result<(), Error> {
+    if rest.is_empty() {
+        return Ok(());
+    }
+    let line = LogLine {
+        intake_key,
+        path: &t.path,
+        bytes: rest,
+        complete: false,
+    };
+    sink.deliver(&[line]).map_err(|e| Error::Sink(Box::new(e)))?;
+    bump(&stats.lines, 1);
+    bump(&stats.bytes, rest.len() as u64);
+    *unsaved += 1;
+    t.offset += rest.len() as u64;
+    Ok(())
+}
