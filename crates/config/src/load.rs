@@ -1,0 +1,513 @@
+//! Reading, validating and writing config.yaml.
+
+use std::path::Path;
+
+use serde_yaml::Value;
+
+use crate::error::{ConfigError, Location, Problem, Warning};
+use crate::proxy::ProxyUrl;
+use crate::schema::{Config, KNOWN_KEYS, KNOWN_ROLES, LOGFILE_KEYS};
+
+/// The first line [`Config::to_yaml`] writes.
+const HEADER: &str = "# Endpoint agent configuration. Keys are documented in docs/config.md.\n";
+
+impl Config {
+    /// Reads and validates the config file at `path`. Returns the configuration and the
+    /// warnings to show the user (unknown keys, unknown roles).
+    pub fn load(path: impl AsRef<Path>) -> Result<(Config, Vec<Warning>), ConfigError> {
+        let path = path.as_ref();
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        Config::from_str_named(&text, &path.display().to_string())
+    }
+
+    /// Parses and validates config text; `name` is the file name used in messages.
+    pub fn from_str_named(text: &str, name: &str) -> Result<(Config, Vec<Warning>), ConfigError> {
+        // First pass: plain YAML, to catch syntax errors and to see every key written
+        // (the typed pass ignores unknown keys, which must be reported, not dropped).
+        let tree: Value = serde_yaml::from_str(text).map_err(|e| parse_problem(name, &e))?;
+        let config = match &tree {
+            // An empty file (or only comments) is the default configuration.
+            Value::Null => Config::default(),
+            Value::Mapping(_) => {
+                serde_yaml::from_str::<Config>(text).map_err(|e| parse_problem(name, &e))?
+            }
+            other => {
+                return Err(ConfigError::Parse(Problem {
+                    file: name.to_owned(),
+                    location: Some(Location { line: 1, column: 1 }),
+                    message: format!(
+                        "the file must be a mapping of keys (`key: value`), found {}",
+                        kind(other)
+                    ),
+                }))
+            }
+        };
+        let problems = validate(&config, text, name);
+        if !problems.is_empty() {
+            return Err(ConfigError::Invalid(problems));
+        }
+        let warnings = warnings(&config, &tree, text, name);
+        Ok((config, warnings))
+    }
+
+    /// The configuration as config.yaml text; [`Config::from_str_named`] reads it back to
+    /// an equal `Config`. Comments of a file that was loaded are not preserved.
+    pub fn to_yaml(&self) -> Result<String, ConfigError> {
+        let body = serde_yaml::to_string(self).map_err(ConfigError::Serialize)?;
+        Ok(format!("{HEADER}{body}"))
+    }
+}
+
+/// Checks an intake key: not empty, no whitespace, only ASCII letters, digits, `-`, `_`
+/// and `.`, at most 256 characters. The message never repeats the key.
+pub fn validate_intake_key(key: &str) -> Result<(), String> {
+    if key.is_empty() {
+        return Err("the intake key is empty".into());
+    }
+    if key.len() > 256 {
+        return Err("the intake key is longer than 256 characters".into());
+    }
+    if let Some((i, c)) = key.char_indices().find(|(_, c)| c.is_whitespace()) {
+        return Err(format!(
+            "the intake key contains whitespace ({c:?} at position {})",
+            i + 1
+        ));
+    }
+    if let Some((i, c)) = key
+        .char_indices()
+        .find(|(_, c)| !(c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.')))
+    {
+        return Err(format!(
+            "the intake key contains {c:?} at position {}; only letters, digits, `-`, `_` and `.` are allowed",
+            i + 1
+        ));
+    }
+    Ok(())
+}
+
+fn parse_problem(name: &str, e: &serde_yaml::Error) -> ConfigError {
+    let full = e.to_string();
+    // serde_yaml appends " at line L column C"; the location is reported separately.
+    let message = match full.rfind(" at line ") {
+        Some(i) if e.location().is_some() => full[..i].to_owned(),
+        _ => full,
+    };
+    ConfigError::Parse(Problem {
+        file: name.to_owned(),
+        location: e.location().map(|l| Location {
+            line: l.line(),
+            column: l.column(),
+        }),
+        message,
+    })
+}
+
+fn kind(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "nothing",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Sequence(_) => "a list",
+        Value::Mapping(_) => "a mapping",
+        Value::Tagged(_) => "a tagged value",
+    }
+}
+
+fn validate(config: &Config, text: &str, name: &str) -> Vec<Problem> {
+    let mut problems = Vec::new();
+    let mut problem = |location: Option<Location>, message: String| {
+        problems.push(Problem {
+            file: name.to_owned(),
+            location,
+            message,
+        })
+    };
+
+    for (i, lf) in config.logfiles.iter().enumerate() {
+        let at = locate_value(text, &lf.filepath);
+        let key = format!("logfiles[{i}].filepath");
+        if let Err(msg) = validate_filepath(&lf.filepath) {
+            problem(at, format!("{key}: {msg}"));
+        }
+        if let Err(msg) = validate_intake_key(&lf.intakekey) {
+            problem(
+                locate_value(text, &lf.intakekey).or(at),
+                format!("logfiles[{i}].intakekey: {msg}"),
+            );
+        }
+    }
+
+    if let Some(url) = config.http_proxy_url.as_deref().map(str::trim) {
+        if !url.is_empty() {
+            if let Err(e) = url.parse::<ProxyUrl>() {
+                problem(
+                    locate_key(text, "HTTPProxyURL"),
+                    format!("HTTPProxyURL: {e}"),
+                );
+            }
+        }
+    }
+
+    if let Some(key) = &config.intake_key {
+        if let Err(msg) = validate_intake_key(key) {
+            problem(locate_key(text, "IntakeKey"), format!("IntakeKey: {msg}"));
+        }
+    }
+
+    if let Some(url) = &config.intake_url {
+        if let Err(msg) = validate_intake_url(url) {
+            problem(locate_key(text, "IntakeURL"), format!("IntakeURL: {msg}"));
+        }
+    }
+
+    for (i, p) in config.hashes_excluded_paths.iter().enumerate() {
+        if p.as_os_str().is_empty() {
+            problem(
+                locate_key(text, "HashesExcludedPaths"),
+                format!("HashesExcludedPaths[{i}]: empty path"),
+            );
+        }
+    }
+    problems
+}
+
+/// A logfiles glob: absolute, non-recursive, and valid glob syntax.
+fn validate_filepath(pattern: &str) -> Result<(), String> {
+    if pattern.trim().is_empty() {
+        return Err("empty file path".into());
+    }
+    if pattern.contains("**") {
+        return Err(format!(
+            "`**` is not supported: recursive globs are not supported in `{pattern}`; \
+             use `*` for one directory level, or list one entry per directory depth"
+        ));
+    }
+    if !is_absolute_anywhere(pattern) {
+        return Err(format!(
+            "`{pattern}` is not an absolute path; the agent runs as a service and needs the full path"
+        ));
+    }
+    glob::Pattern::new(pattern)
+        .map(|_| ())
+        .map_err(|e| format!("invalid glob `{pattern}`: {e}"))
+}
+
+/// Absolute on any of the supported OSes: `/x`, `C:\x`, `C:/x`, `\\server\share`.
+fn is_absolute_anywhere(p: &str) -> bool {
+    let b = p.as_bytes();
+    p.starts_with('/')
+        || p.starts_with(r"\\")
+        || (b.len() >= 3
+            && b[0].is_ascii_alphabetic()
+            && b[1] == b':'
+            && matches!(b[2], b'\\' | b'/'))
+}
+
+fn validate_intake_url(url: &str) -> Result<(), String> {
+    let rest = url
+        .strip_prefix("https://")
+        .or_else(|| url.strip_prefix("http://"))
+        .ok_or_else(|| format!("`{url}` must start with https:// or http://"))?;
+    let host = rest.split(['/', '?', '#']).next().unwrap_or_default();
+    if host.is_empty() || url.contains(char::is_whitespace) {
+        return Err(format!("`{url}` is not a valid base URL"));
+    }
+    if host.contains('@') {
+        return Err("credentials are not allowed in the intake URL".into());
+    }
+    Ok(())
+}
+
+fn warnings(config: &Config, tree: &Value, text: &str, name: &str) -> Vec<Warning> {
+    let mut out = Vec::new();
+    let Value::Mapping(top) = tree else {
+        return out;
+    };
+    let mut unknown = Vec::new();
+    let mut first_raw: Option<String> = None;
+    for (k, v) in top {
+        let key = key_text(k);
+        if !KNOWN_KEYS.contains(&key.as_str()) {
+            unknown.push(with_hint(&key, &KNOWN_KEYS));
+            first_raw.get_or_insert(key.clone());
+        }
+        if key == "logfiles" {
+            if let Value::Sequence(items) = v {
+                for (i, item) in items.iter().enumerate() {
+                    if let Value::Mapping(m) = item {
+                        for k in m.keys() {
+                            let key = key_text(k);
+                            if !LOGFILE_KEYS.contains(&key.as_str()) {
+                                unknown.push(format!(
+                                    "logfiles[{i}].{}",
+                                    with_hint(&key, &LOGFILE_KEYS)
+                                ));
+                                first_raw.get_or_insert(key);
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+    if !unknown.is_empty() {
+        out.push(Warning {
+            file: name.to_owned(),
+            location: first_raw.and_then(|k| locate_key(text, &k)),
+            message: format!(
+                "unknown keys ignored: {} (known keys: {})",
+                unknown.join(", "),
+                KNOWN_KEYS.join(", ")
+            ),
+        });
+    }
+    for role in &config.roles {
+        if !KNOWN_ROLES.contains(&role.as_str()) {
+            out.push(Warning {
+                file: name.to_owned(),
+                location: locate_value(text, role),
+                message: format!(
+                    "roles: unknown role `{role}` ignored (known roles: {})",
+                    KNOWN_ROLES.join(", ")
+                ),
+            });
+        }
+    }
+    out
+}
+
+fn key_text(k: &Value) -> String {
+    match k {
+        Value::String(s) => s.clone(),
+        other => serde_yaml::to_string(other)
+            .map(|s| s.trim().to_owned())
+            .unwrap_or_else(|_| "?".into()),
+    }
+}
+
+/// `key`, plus a "did you mean" when it differs from a known key only by case.
+fn with_hint(key: &str, known: &[&str]) -> String {
+    match known.iter().find(|k| k.eq_ignore_ascii_case(key)) {
+        Some(k) => format!("{key} (did you mean {k}?)"),
+        None => key.to_owned(),
+    }
+}
+
+/// Best-effort position of `key:` (at the start of a line, possibly after `- `).
+fn locate_key(text: &str, key: &str) -> Option<Location> {
+    text.lines().enumerate().find_map(|(n, line)| {
+        let trimmed = line.trim_start();
+        let trimmed_dash = trimmed
+            .strip_prefix("- ")
+            .map(str::trim_start)
+            .unwrap_or(trimmed);
+        let rest = trimmed_dash.strip_prefix(key)?;
+        if !rest.trim_start().starts_with(':') {
+            return None;
+        }
+        Some(Location {
+            line: n + 1,
+            column: line.len() - trimmed_dash.len() + 1,
+        })
+    })
+}
+
+/// Best-effort position of the first occurrence of a scalar value.
+fn locate_value(text: &str, value: &str) -> Option<Location> {
+    if value.is_empty() {
+        return None;
+    }
+    text.lines().enumerate().find_map(|(n, line)| {
+        line.find(value).map(|col| Location {
+            line: n + 1,
+            column: line[..col].chars().count() + 1,
+        })
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::region::Region;
+    use crate::schema::LogFile;
+
+    fn parse(text: &str) -> Result<(Config, Vec<Warning>), ConfigError> {
+        Config::from_str_named(text, "config.yaml")
+    }
+
+    const FULL: &str = r#"
+logfiles:
+  - filepath: /var/log/nginx/*.log
+    intakekey: abcDEF123-x_y
+HTTPProxyURL: "http://user:pass@proxy.local:3128"
+EnableDNSResolutions: true
+HashesExcludedPaths:
+  - /data/big
+roles: [event-collector, compliance-collector]
+IntakeKey: key-1
+Region: USA1
+AutoUpdate: false
+"#;
+
+    #[test]
+    fn full_file_parses_with_every_key() {
+        let (c, w) = parse(FULL).unwrap();
+        assert!(w.is_empty(), "{w:?}");
+        assert_eq!(
+            c.logfiles,
+            vec![LogFile {
+                filepath: "/var/log/nginx/*.log".into(),
+                intakekey: "abcDEF123-x_y".into()
+            }]
+        );
+        assert!(c.enable_dns_resolutions);
+        assert_eq!(c.region, Some(Region::Usa1));
+        assert!(!c.auto_update);
+        assert!(c.has_role("compliance-collector"));
+        assert_eq!(c.proxy().unwrap().port, 3128);
+        assert_eq!(
+            c.intake_endpoint().base_url(),
+            "https://intake.usa1.sekoia.io/api/v1/intake-http"
+        );
+    }
+
+    #[test]
+    fn yaml_round_trips() {
+        let (c, _) = parse(FULL).unwrap();
+        let text = c.to_yaml().unwrap();
+        let (back, w) = parse(&text).unwrap();
+        assert_eq!(back, c);
+        assert!(w.is_empty());
+        let mut d = Config {
+            intake_url: Some("https://relay.example/x".into()),
+            ..Config::default()
+        };
+        let (back, _) = parse(&d.to_yaml().unwrap()).unwrap();
+        assert_eq!(back, d);
+        d.auto_update = false;
+        let (back, _) = parse(&d.to_yaml().unwrap()).unwrap();
+        assert_eq!(back, d);
+    }
+
+    #[test]
+    fn empty_file_and_null_values_are_defaults() {
+        let (c, w) = parse("# nothing yet\n").unwrap();
+        assert_eq!(c, Config::default());
+        assert!(c.auto_update);
+        assert!(w.is_empty());
+        let (c, _) = parse("logfiles:\nroles:\nAutoUpdate:\n").unwrap();
+        assert_eq!(c, Config::default());
+    }
+
+    #[test]
+    fn syntax_error_has_line_and_column() {
+        let err = parse("roles: [a]\nlogfiles: [\n").unwrap_err();
+        let p = &err.problems()[0];
+        let loc = p.location.unwrap();
+        assert_eq!(loc.line, 3, "{err}");
+        assert!(
+            err.to_string().starts_with("config.yaml: line 3, column"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn wrong_type_names_key_and_expected_type() {
+        let err = parse("roles: []\nHTTPProxyURL: 12\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("line 2, column 15"), "{err}");
+        assert!(err.contains("HTTPProxyURL"), "{err}");
+        assert!(err.contains("expected a string"), "{err}");
+        let err = parse("logfiles:\n  - filepath: [1]\n    intakekey: k\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("logfiles[0].filepath"), "{err}");
+        let err = parse("Region: mars1\n").unwrap_err().to_string();
+        assert!(err.contains("fra1, fra2"), "{err}");
+        assert!(err.contains("line 1"), "{err}");
+    }
+
+    #[test]
+    fn recursive_glob_is_rejected_clearly() {
+        let err =
+            parse("logfiles:\n  - filepath: /var/log/**/x.log\n    intakekey: k\n").unwrap_err();
+        let p = &err.problems()[0];
+        assert!(p.message.contains("`**` is not supported"), "{err}");
+        assert!(p.message.starts_with("logfiles[0].filepath"), "{err}");
+        assert_eq!(
+            p.location,
+            Some(Location {
+                line: 2,
+                column: 15
+            })
+        );
+    }
+
+    #[test]
+    fn every_semantic_problem_is_listed() {
+        let err = parse(
+            "logfiles:\n  - filepath: relative/*.log\n    intakekey: 'bad key'\nHTTPProxyURL: http://u:secret@proxy\nIntakeURL: ftp://x\n",
+        )
+        .unwrap_err();
+        let text = err.to_string();
+        assert_eq!(err.problems().len(), 4, "{text}");
+        assert!(!text.contains("secret"), "{text}");
+        assert!(
+            text.contains("line 4, column 1: HTTPProxyURL: missing port"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn unknown_keys_are_warned_about_with_a_hint() {
+        let (_, w) = parse(
+            "httpproxyurl: x\nFoo: 1\nlogfiles:\n  - filepath: /a\n    intakekey: k\n    format: json\n",
+        )
+        .unwrap();
+        assert_eq!(w.len(), 1);
+        let msg = &w[0].message;
+        assert!(
+            msg.contains("httpproxyurl (did you mean HTTPProxyURL?)"),
+            "{msg}"
+        );
+        assert!(msg.contains("Foo"), "{msg}");
+        assert!(msg.contains("logfiles[0].format"), "{msg}");
+        assert_eq!(w[0].location, Some(Location { line: 1, column: 1 }));
+    }
+
+    #[test]
+    fn load_reads_a_real_file_and_names_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("config.yaml");
+        std::fs::write(&path, "HTTPProxyURL: 12\n").unwrap();
+        let err = Config::load(&path).unwrap_err().to_string();
+        assert!(err.starts_with(&path.display().to_string()), "{err}");
+        let missing = Config::load(dir.path().join("nope.yaml")).unwrap_err();
+        assert!(matches!(missing, ConfigError::Read { .. }), "{missing}");
+        std::fs::write(&path, Config::default().to_yaml().unwrap()).unwrap();
+        assert_eq!(Config::load(&path).unwrap().0, Config::default());
+    }
+
+    #[test]
+    fn top_level_must_be_a_mapping() {
+        let err = parse("- a\n- b\n").unwrap_err().to_string();
+        assert!(err.contains("mapping"), "{err}");
+    }
+
+    #[test]
+    fn intake_keys_are_checked() {
+        assert!(validate_intake_key("AbC-12_3.x").is_ok());
+        assert!(validate_intake_key("").is_err());
+        assert!(validate_intake_key("ab cd")
+            .unwrap_err()
+            .contains("whitespace"));
+        assert!(validate_intake_key("ab\tcd").is_err());
+        assert!(validate_intake_key("ab/cd").unwrap_err().contains("'/'"));
+        assert!(validate_intake_key(&"a".repeat(257)).is_err());
+    }
+}

@@ -1,0 +1,245 @@
+//! Well-known per-OS paths (binary, config, logs, state), each overridable so that tests
+//! can run the real code against a temporary root.
+//!
+//! Environment variables read by [`Paths::from_env`]:
+//!
+//! | variable | effect |
+//! |---|---|
+//! | `ENDPOINT_AGENT_ROOT` | prefix for every default path (`/etc/endpoint-agent/config.yaml` becomes `$ROOT/etc/endpoint-agent/config.yaml`) |
+//! | `ENDPOINT_AGENT_BINARY` | where the agent binary is installed |
+//! | `ENDPOINT_AGENT_CONFIG` | the config.yaml file |
+//! | `ENDPOINT_AGENT_STATE_DIR` | the state directory (ring, checkpoints, agent id) |
+//! | `ENDPOINT_AGENT_LOG_DIR` | the log directory; the log file is `agent.log` inside it |
+//!
+//! Per-path variables win over `ENDPOINT_AGENT_ROOT` and are used as given (not prefixed).
+
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
+
+/// Env var: a root prefix applied to every default path.
+pub const ENV_ROOT: &str = "ENDPOINT_AGENT_ROOT";
+/// Env var: the installed binary path.
+pub const ENV_BINARY: &str = "ENDPOINT_AGENT_BINARY";
+/// Env var: the config.yaml path.
+pub const ENV_CONFIG: &str = "ENDPOINT_AGENT_CONFIG";
+/// Env var: the state directory.
+pub const ENV_STATE_DIR: &str = "ENDPOINT_AGENT_STATE_DIR";
+/// Env var: the log directory.
+pub const ENV_LOG_DIR: &str = "ENDPOINT_AGENT_LOG_DIR";
+
+/// File name of the agent's own log inside [`Paths::log_dir`].
+pub const LOG_FILE_NAME: &str = "agent.log";
+
+/// The operating systems the agent supports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Os {
+    /// Linux.
+    Linux,
+    /// Windows.
+    Windows,
+    /// macOS.
+    Macos,
+}
+
+impl Os {
+    /// The OS this binary was compiled for. Other Unix systems use the Linux layout.
+    pub fn current() -> Os {
+        if cfg!(target_os = "windows") {
+            Os::Windows
+        } else if cfg!(target_os = "macos") {
+            Os::Macos
+        } else {
+            Os::Linux
+        }
+    }
+}
+
+/// Where the agent lives on a host.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Paths {
+    /// The installed agent executable.
+    pub binary: PathBuf,
+    /// config.yaml.
+    pub config_file: PathBuf,
+    /// Directory of the agent's own logs.
+    pub log_dir: PathBuf,
+    /// The agent's own log file (inside `log_dir`).
+    pub log_file: PathBuf,
+    /// State: on-disk ring, checkpoints, agent id.
+    pub state_dir: PathBuf,
+}
+
+const WINDOWS_DATA_DIR: &str =
+    r"C:\Windows\System32\config\systemprofile\AppData\Local\Sekoia.io\EndpointAgent";
+
+impl Paths {
+    /// The default layout of `os` (the table in DESIGN.md). Pure: reads no environment.
+    pub fn for_os(os: Os) -> Paths {
+        match os {
+            Os::Linux => Paths {
+                binary: "/opt/endpoint-agent/agent".into(),
+                config_file: "/etc/endpoint-agent/config.yaml".into(),
+                log_dir: "/var/log/endpoint-agent".into(),
+                log_file: "/var/log/endpoint-agent/agent.log".into(),
+                state_dir: "/var/lib/endpoint-agent".into(),
+            },
+            Os::Macos => Paths {
+                binary: "/Applications/SekoiaEndpointAgent.app/Contents/MacOS/SekoiaEndpointAgent"
+                    .into(),
+                config_file: "/etc/endpoint-agent/config.yaml".into(),
+                log_dir: "/var/log/endpoint-agent".into(),
+                log_file: "/var/log/endpoint-agent/agent.log".into(),
+                state_dir: "/Library/Application Support/EndpointAgent".into(),
+            },
+            // Built as strings so the layout is the same whichever OS computes it.
+            Os::Windows => Paths {
+                binary: r"C:\Program Files\EndpointAgent\agent.exe".into(),
+                config_file: format!(r"{WINDOWS_DATA_DIR}\config.yaml").into(),
+                log_dir: format!(r"{WINDOWS_DATA_DIR}\logs").into(),
+                log_file: format!(r"{WINDOWS_DATA_DIR}\logs\agent.log").into(),
+                state_dir: format!(r"{WINDOWS_DATA_DIR}\state").into(),
+            },
+        }
+    }
+
+    /// The default layout of the OS this binary runs on.
+    pub fn current() -> Paths {
+        Paths::for_os(Os::current())
+    }
+
+    /// Every path moved under `root`: `/etc/endpoint-agent/config.yaml` becomes
+    /// `<root>/etc/endpoint-agent/config.yaml`; a Windows drive (`C:`) is dropped.
+    pub fn with_root(self, root: impl AsRef<Path>) -> Paths {
+        let root = root.as_ref();
+        Paths {
+            binary: reroot(root, &self.binary),
+            config_file: reroot(root, &self.config_file),
+            log_dir: reroot(root, &self.log_dir),
+            log_file: reroot(root, &self.log_file),
+            state_dir: reroot(root, &self.state_dir),
+        }
+    }
+
+    /// [`Paths::current`] adjusted by the `ENDPOINT_AGENT_*` environment variables
+    /// (see the module documentation).
+    pub fn from_env() -> Paths {
+        Paths::from_lookup(Os::current(), |name| std::env::var_os(name))
+    }
+
+    /// Like [`Paths::from_env`], for `os` and with a custom variable lookup (tests).
+    /// Empty values count as unset.
+    pub fn from_lookup(os: Os, lookup: impl Fn(&str) -> Option<OsString>) -> Paths {
+        let get = |name: &str| lookup(name).filter(|v| !v.is_empty()).map(PathBuf::from);
+        let mut paths = Paths::for_os(os);
+        if let Some(root) = get(ENV_ROOT) {
+            paths = paths.with_root(root);
+        }
+        if let Some(binary) = get(ENV_BINARY) {
+            paths.binary = binary;
+        }
+        if let Some(config) = get(ENV_CONFIG) {
+            paths.config_file = config;
+        }
+        if let Some(state) = get(ENV_STATE_DIR) {
+            paths.state_dir = state;
+        }
+        if let Some(log_dir) = get(ENV_LOG_DIR) {
+            paths.log_file = log_dir.join(LOG_FILE_NAME);
+            paths.log_dir = log_dir;
+        }
+        paths
+    }
+
+    /// The directory holding config.yaml.
+    pub fn config_dir(&self) -> &Path {
+        self.config_file.parent().unwrap_or(Path::new(""))
+    }
+}
+
+/// Joins the parts of `path` (split on both `/` and `\`, drive letter dropped) under `root`.
+fn reroot(root: &Path, path: &Path) -> PathBuf {
+    let text = path.to_string_lossy();
+    let mut out = root.to_path_buf();
+    for (i, part) in text.split(['/', '\\']).enumerate() {
+        let is_drive = i == 0 && part.len() == 2 && part.ends_with(':');
+        if part.is_empty() || is_drive || part == "." {
+            continue;
+        }
+        out.push(part);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    #[test]
+    fn linux_defaults_match_the_design_table() {
+        let p = Paths::for_os(Os::Linux);
+        assert_eq!(p.binary, Path::new("/opt/endpoint-agent/agent"));
+        assert_eq!(p.config_file, Path::new("/etc/endpoint-agent/config.yaml"));
+        assert_eq!(p.log_file, Path::new("/var/log/endpoint-agent/agent.log"));
+        assert_eq!(p.state_dir, Path::new("/var/lib/endpoint-agent"));
+        assert_eq!(p.config_dir(), Path::new("/etc/endpoint-agent"));
+    }
+
+    #[test]
+    fn windows_keeps_everything_next_to_the_config() {
+        let p = Paths::for_os(Os::Windows);
+        let s = |p: &Path| p.to_string_lossy().into_owned();
+        assert_eq!(
+            s(&p.config_file),
+            r"C:\Windows\System32\config\systemprofile\AppData\Local\Sekoia.io\EndpointAgent\config.yaml"
+        );
+        assert!(s(&p.state_dir).ends_with(r"\EndpointAgent\state"));
+        assert!(s(&p.log_file).ends_with(r"\EndpointAgent\logs\agent.log"));
+    }
+
+    #[test]
+    fn with_root_prefixes_unix_and_windows_paths() {
+        let p = Paths::for_os(Os::Linux).with_root("/tmp/t");
+        assert_eq!(
+            p.config_file,
+            Path::new("/tmp/t/etc/endpoint-agent/config.yaml")
+        );
+        assert_eq!(p.state_dir, Path::new("/tmp/t/var/lib/endpoint-agent"));
+        let w = Paths::for_os(Os::Windows).with_root("/tmp/t");
+        assert_eq!(
+            w.binary,
+            Path::new("/tmp/t/Program Files/EndpointAgent/agent.exe")
+        );
+        let m = Paths::for_os(Os::Macos).with_root("/tmp/t");
+        assert_eq!(
+            m.state_dir,
+            Path::new("/tmp/t/Library/Application Support/EndpointAgent")
+        );
+    }
+
+    #[test]
+    fn env_overrides_win_over_the_root() {
+        let vars: HashMap<&str, &str> = [
+            (ENV_ROOT, "/r"),
+            (ENV_CONFIG, "/c/config.yaml"),
+            (ENV_LOG_DIR, "/l"),
+            (ENV_STATE_DIR, ""),
+        ]
+        .into();
+        let p = Paths::from_lookup(Os::Linux, |k| vars.get(k).map(OsString::from));
+        assert_eq!(p.config_file, Path::new("/c/config.yaml"));
+        assert_eq!(p.log_dir, Path::new("/l"));
+        assert_eq!(p.log_file, Path::new("/l/agent.log"));
+        // Empty means unset: the rooted default stays.
+        assert_eq!(p.state_dir, Path::new("/r/var/lib/endpoint-agent"));
+        assert_eq!(p.binary, Path::new("/r/opt/endpoint-agent/agent"));
+    }
+
+    #[test]
+    fn no_env_means_the_os_defaults() {
+        assert_eq!(
+            Paths::from_lookup(Os::Macos, |_| None),
+            Paths::for_os(Os::Macos)
+        );
+    }
+}
