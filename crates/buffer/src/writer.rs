@@ -1,0 +1,248 @@
+//! The appending side of the ring.
+
+use std::fs::{File, OpenOptions};
+use std::io::{Seek, SeekFrom, Write};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Instant;
+
+use crate::ackfile::sync_dir;
+use crate::error::{io_at, RingError};
+use crate::frame::{self, HEADER_LEN};
+use crate::position::{Position, RingStats};
+use crate::segment::{segment_path, SegMeta};
+use crate::shared::Shared;
+
+/// Appends records to the ring. Owned by one thread; never blocks on a full ring.
+#[derive(Debug)]
+pub struct RingWriter {
+    shared: Arc<Shared>,
+    file: File,
+    path: PathBuf,
+    /// Number of the segment being appended to.
+    active: u64,
+    /// Length of the active segment including buffered bytes.
+    active_len: u64,
+    /// Length of the active segment the OS has received.
+    published_len: u64,
+    buf: Vec<u8>,
+    buf_first_seq: Option<u64>,
+    buf_records: u64,
+    buf_last: Option<Position>,
+    next_seq: u64,
+    published_next_seq: u64,
+    last_sync: Instant,
+    /// Data was written since the last fdatasync.
+    dirty: bool,
+}
+
+/// Creates segment `number` after making room for it under the capacity.
+pub(crate) fn create_segment(shared: &Shared, number: u64) -> Result<(File, PathBuf), RingError> {
+    let path = segment_path(&shared.dir, number);
+    let mut state = shared.lock();
+    state.make_room(&shared.dir, &shared.opts)?;
+    let file = OpenOptions::new()
+        .create(true)
+        .write(true)
+        .truncate(true)
+        .open(&path)
+        .map_err(io_at(&path))?;
+    state.segments.push_back(SegMeta::empty(number));
+    drop(state);
+    sync_dir(&shared.dir)?;
+    Ok((file, path))
+}
+
+impl RingWriter {
+    pub(crate) fn new(
+        shared: Arc<Shared>,
+        active: u64,
+        file: File,
+        path: PathBuf,
+        next_seq: u64,
+    ) -> Self {
+        let write_buffer = shared.opts.write_buffer;
+        Self {
+            shared,
+            file,
+            path,
+            active,
+            active_len: 0,
+            published_len: 0,
+            buf: Vec::with_capacity(write_buffer.min(16 * 1024 * 1024)),
+            buf_first_seq: None,
+            buf_records: 0,
+            buf_last: None,
+            next_seq,
+            published_next_seq: next_seq,
+            last_sync: Instant::now(),
+            dirty: false,
+        }
+    }
+
+    fn check_len(&self, len: usize) -> Result<(), RingError> {
+        let max = self.shared.opts.max_record_len();
+        if len > max {
+            return Err(RingError::RecordTooLarge { len, max });
+        }
+        Ok(())
+    }
+
+    /// Appends one record and returns its position.
+    ///
+    /// The record becomes visible to the reader once handed to the OS (see
+    /// [`crate::RingOptions::write_buffer`]) and durable at the next sync. Fails with
+    /// [`RingError::RecordTooLarge`] if it cannot fit in one segment.
+    pub fn append(&mut self, record: &[u8]) -> Result<Position, RingError> {
+        self.check_len(record.len())?;
+        let pos = self.push(record)?;
+        if self.buf.len() >= self.shared.opts.write_buffer {
+            self.publish()?;
+        }
+        self.sync_if_due()?;
+        Ok(pos)
+    }
+
+    /// Appends several records and hands them to the OS, so the reader sees them at once.
+    ///
+    /// All lengths are checked first: if one record is too large, nothing is appended.
+    /// Returns the position of the last record, or `None` for an empty batch.
+    pub fn append_batch<R: AsRef<[u8]>>(
+        &mut self,
+        records: &[R],
+    ) -> Result<Option<Position>, RingError> {
+        for record in records {
+            self.check_len(record.as_ref().len())?;
+        }
+        let mut last = None;
+        for record in records {
+            last = Some(self.push(record.as_ref())?);
+            if self.buf.len() >= self.shared.opts.write_buffer {
+                self.publish()?;
+            }
+        }
+        self.publish()?;
+        self.sync_if_due()?;
+        Ok(last)
+    }
+
+    /// Hands buffered records to the OS and fdatasyncs: everything appended so far
+    /// survives a crash once this returns.
+    pub fn flush(&mut self) -> Result<(), RingError> {
+        self.publish()?;
+        if self.dirty {
+            self.file.sync_data().map_err(io_at(&self.path))?;
+            self.dirty = false;
+        }
+        self.last_sync = Instant::now();
+        Ok(())
+    }
+
+    /// Flushes if `flush_interval` has passed since the last sync. Call this when the
+    /// writer thread is idle so buffered records do not wait for the next append.
+    pub fn flush_if_due(&mut self) -> Result<(), RingError> {
+        if !self.buf.is_empty() || self.dirty {
+            self.sync_if_due()?;
+        }
+        Ok(())
+    }
+
+    /// Current sizes, counters and positions.
+    pub fn stats(&self) -> RingStats {
+        self.shared.lock().stats()
+    }
+
+    fn sync_if_due(&mut self) -> Result<(), RingError> {
+        if self.last_sync.elapsed() >= self.shared.opts.flush_interval {
+            self.flush()?;
+        }
+        Ok(())
+    }
+
+    /// Frames one record into the buffer, rolling to a new segment if it does not fit.
+    fn push(&mut self, record: &[u8]) -> Result<Position, RingError> {
+        let frame_len = (HEADER_LEN + record.len()) as u64;
+        if self.active_len + frame_len > self.shared.opts.segment_size {
+            self.roll()?;
+        }
+        let seq = self.next_seq;
+        frame::encode(&mut self.buf, seq, record);
+        self.active_len += frame_len;
+        self.next_seq += 1;
+        let pos = Position::new(seq, self.active, self.active_len);
+        self.buf_first_seq.get_or_insert(seq);
+        self.buf_records += 1;
+        self.buf_last = Some(pos);
+        Ok(pos)
+    }
+
+    /// Seals the active segment (flushed and synced) and starts the next one.
+    fn roll(&mut self) -> Result<(), RingError> {
+        self.flush()?;
+        let next = self.active + 1;
+        let (file, path) = create_segment(&self.shared, next)?;
+        self.file = file;
+        self.path = path;
+        self.active = next;
+        self.active_len = 0;
+        self.published_len = 0;
+        Ok(())
+    }
+
+    /// Writes the buffer to the segment file and makes it visible to the reader.
+    fn publish(&mut self) -> Result<(), RingError> {
+        if self.buf.is_empty() {
+            return Ok(());
+        }
+        if let Err(err) = self.file.write_all(&self.buf) {
+            // Put the file back to what the reader has been told, so a partial write
+            // never leaves a torn record in the middle of the segment. The buffered
+            // records are lost and their sequence numbers reused.
+            let _ = self.file.set_len(self.published_len);
+            let _ = self.file.seek(SeekFrom::Start(self.published_len));
+            self.active_len = self.published_len;
+            self.next_seq = self.published_next_seq;
+            self.clear_buffer();
+            return Err(io_at(&self.path)(err));
+        }
+        {
+            let mut state = self.shared.lock();
+            if let Some(seg) = state
+                .segments
+                .iter_mut()
+                .rev()
+                .find(|s| s.number == self.active)
+            {
+                seg.len = self.active_len;
+                seg.records += self.buf_records;
+                if seg.first_seq.is_none() {
+                    seg.first_seq = self.buf_first_seq;
+                }
+                seg.last_seq = self.buf_last.map(|p| p.seq());
+            }
+            state.published_next_seq = self.next_seq;
+            state.last_published = self.buf_last;
+        }
+        self.published_len = self.active_len;
+        self.published_next_seq = self.next_seq;
+        self.dirty = true;
+        self.clear_buffer();
+        self.shared.wake();
+        Ok(())
+    }
+
+    fn clear_buffer(&mut self) {
+        self.buf.clear();
+        self.buf_first_seq = None;
+        self.buf_records = 0;
+        self.buf_last = None;
+    }
+}
+
+impl Drop for RingWriter {
+    /// Hands buffered records to the OS and syncs; errors cannot be reported here, so
+    /// call [`RingWriter::flush`] first when they matter.
+    fn drop(&mut self) {
+        let _ = self.flush();
+    }
+}
