@@ -822,4 +822,98 @@ mod tests {
         let sum: usize = t.procs.values().map(ProcessInfo::approx_bytes).sum();
         assert_eq!(sum, t.bytes);
     }
+
+    #[derive(Debug, Clone)]
+    enum Op {
+        Exec { pid: u32, secs: u64, arg_len: usize },
+        Exit(u32),
+        Fork { parent: u32, child: u32 },
+        Get(u32),
+    }
+
+    fn op() -> impl proptest::strategy::Strategy<Value = Op> {
+        use proptest::prelude::*;
+        prop_oneof![
+            4 => (1u32..60, 1u64..10_000, 0usize..40_000)
+                .prop_map(|(pid, secs, arg_len)| Op::Exec { pid, secs, arg_len }),
+            2 => (1u32..60).prop_map(Op::Exit),
+            1 => (1u32..60, 1u32..60).prop_map(|(parent, child)| Op::Fork { parent, child }),
+            1 => (1u32..60).prop_map(Op::Get),
+        ]
+    }
+
+    proptest::proptest! {
+        /// Model test of the table without /proc (every process looks gone): bounds and byte
+        /// accounting hold after every operation, guids are always derived from (boot, pid,
+        /// start), the last exec is what the table reports, and a live process is only
+        /// evicted once no exited one is left to evict.
+        #[test]
+        fn table_model(
+            max_entries in 16usize..40,
+            small_budget in proptest::bool::ANY,
+            ops in proptest::collection::vec(op(), 1..200),
+        ) {
+            use proptest::prop_assert;
+            use proptest::prop_assert_eq;
+            let max_bytes = if small_budget { 4 * MAX_ARGS_BYTES } else { 1 << 30 };
+            let mut t = ProcTable::with_proc_root("boot", Limits { max_entries, max_bytes }, NO_PROC);
+            t.boot_time = Some(0);
+            for op in ops {
+                let before: HashMap<u32, bool> = t.procs.iter().map(|(p, i)| (*p, i.exited)).collect();
+                let own = match &op {
+                    Op::Exec { pid, secs, arg_len } => {
+                        let arg = "x".repeat(*arg_len);
+                        let got = t.on_exec(ExecInfo {
+                            pid: *pid,
+                            ppid: 1,
+                            args: vec![arg.clone()],
+                            time: Some(UNIX_EPOCH + std::time::Duration::from_secs(*secs)),
+                            ..ExecInfo::default()
+                        }).cloned();
+                        let got = got.expect("just executed");
+                        prop_assert_eq!(&got.args, &vec![arg]);
+                        prop_assert!(!got.exited);
+                        Some(*pid)
+                    }
+                    Op::Exit(pid) => {
+                        t.on_exit(*pid);
+                        if let Some(p) = t.get_cached(*pid) {
+                            prop_assert!(p.exited);
+                        }
+                        None
+                    }
+                    Op::Fork { parent, child } => {
+                        t.on_fork(*parent, *child, None);
+                        Some(*child)
+                    }
+                    Op::Get(pid) => {
+                        let was = before.get(pid).copied();
+                        let now = t.get(*pid).map(|p| p.exited);
+                        // Gone from /proc: a cached process is answered and marked exited.
+                        prop_assert_eq!(now, was.map(|_| true));
+                        None
+                    }
+                };
+                prop_assert!(t.len() <= max_entries);
+                prop_assert!(t.bytes <= max_bytes);
+                let sum: usize = t.procs.values().map(ProcessInfo::approx_bytes).sum();
+                prop_assert_eq!(sum, t.bytes);
+                for p in t.procs.values() {
+                    prop_assert_eq!(p.guid, process_guid("boot", p.pid, p.start_ticks));
+                }
+                let evicted: Vec<(u32, bool)> = before
+                    .iter()
+                    .filter(|(pid, _)| Some(**pid) != own && !t.procs.contains_key(pid))
+                    .map(|(p, e)| (*p, *e))
+                    .collect();
+                if evicted.iter().any(|(_, exited)| !exited) {
+                    let exited_left = before
+                        .iter()
+                        .filter(|(pid, exited)| **exited && Some(**pid) != own && t.procs.contains_key(pid))
+                        .count();
+                    prop_assert_eq!(exited_left, 0, "live evicted while exited entries remain");
+                }
+            }
+        }
+    }
 }
