@@ -2,9 +2,11 @@
 
 use std::process::ExitCode;
 
+use agent_config::paths::Paths;
+use agent_service::lifecycle;
 use argh::FromArgs;
 
-/// stop and remove the service and everything the agent installed
+/// stop and remove the service and everything the agent installed (needs root / Administrator)
 #[derive(FromArgs, Debug)]
 #[argh(subcommand, name = "uninstall")]
 pub struct UninstallArgs {}
@@ -12,6 +14,35 @@ pub struct UninstallArgs {}
 impl UninstallArgs {
     /// Runs the command.
     pub fn run(self) -> ExitCode {
-        super::not_implemented("uninstall")
+        let paths = Paths::from_env();
+        #[cfg(windows)]
+        {
+            // Windows cannot delete a running executable: continue from a temporary copy.
+            match agent_service::relaunch::from_temp_copy_if_running(&paths.binary) {
+                Ok(Some(code)) => return ExitCode::from(code),
+                Ok(None) => {}
+                Err(e) => return fail(&e.to_string()),
+            }
+        }
+        let manager = match lifecycle::manager_for(&paths) {
+            Ok(m) => m,
+            Err(e) => return fail(&e.to_string()),
+        };
+        match lifecycle::uninstall(&paths, manager.as_ref()) {
+            Ok(done) if done.was_installed => {
+                println!("Uninstalled the endpoint agent.");
+                ExitCode::SUCCESS
+            }
+            Ok(_) => {
+                println!("The endpoint agent is not installed; nothing to do.");
+                ExitCode::SUCCESS
+            }
+            Err(e) => fail(&e.to_string()),
+        }
     }
+}
+
+fn fail(message: &str) -> ExitCode {
+    eprintln!("agent uninstall: error: {message}");
+    ExitCode::FAILURE
 }

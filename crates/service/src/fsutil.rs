@@ -68,9 +68,9 @@ pub fn remove_dir_if_empty(path: &Path) -> Result<(), ServiceError> {
     }
 }
 
-/// Creates `dir` and its missing ancestors with permission bits `mode`, returning the
-/// directories that did not exist before, outermost first (so that uninstall can remove
-/// exactly those, innermost first).
+/// Creates `dir` (permission bits `mode`, also applied when it already exists) and its
+/// missing ancestors (0755), returning the directories that did not exist before, outermost
+/// first, so that uninstall can remove exactly those, innermost first.
 pub fn create_dirs(dir: &Path, mode: u32) -> Result<Vec<PathBuf>, ServiceError> {
     let mut missing: Vec<PathBuf> = dir
         .ancestors()
@@ -83,9 +83,10 @@ pub fn create_dirs(dir: &Path, mode: u32) -> Result<Vec<PathBuf>, ServiceError> 
             Err(e) if e.kind() != io::ErrorKind::AlreadyExists => {
                 return Err(ServiceError::io("create directory", d, e))
             }
-            _ => set_mode(d, mode).map_err(|e| ServiceError::io("chmod", d, e))?,
+            _ => set_mode(d, 0o755).map_err(|e| ServiceError::io("chmod", d, e))?,
         }
     }
+    set_mode(dir, mode).map_err(|e| ServiceError::io("chmod", dir, e))?;
     Ok(missing)
 }
 
@@ -133,8 +134,13 @@ mod tests {
         let tmp = tempfile::tempdir().unwrap();
         fs::create_dir(tmp.path().join("a")).unwrap();
         let created = create_dirs(&tmp.path().join("a/b/c"), 0o755).unwrap();
-        assert_eq!(created, vec![tmp.path().join("a/b"), tmp.path().join("a/b/c")]);
-        assert!(create_dirs(&tmp.path().join("a/b/c"), 0o755).unwrap().is_empty());
+        assert_eq!(
+            created,
+            vec![tmp.path().join("a/b"), tmp.path().join("a/b/c")]
+        );
+        assert!(create_dirs(&tmp.path().join("a/b/c"), 0o755)
+            .unwrap()
+            .is_empty());
     }
 
     #[cfg(unix)]
@@ -145,7 +151,10 @@ mod tests {
         let path = tmp.path().join("secret.yaml");
         write_atomic(&path, b"IntakeKey: x\n", 0o600).unwrap();
         assert_eq!(fs::read(&path).unwrap(), b"IntakeKey: x\n");
-        assert_eq!(fs::metadata(&path).unwrap().permissions().mode() & 0o7777, 0o600);
+        assert_eq!(
+            fs::metadata(&path).unwrap().permissions().mode() & 0o7777,
+            0o600
+        );
         assert_eq!(fs::read_dir(tmp.path()).unwrap().count(), 1);
     }
 

@@ -144,7 +144,8 @@ impl ServiceManager for LaunchdManager {
         if !self.is_loaded()? {
             return self.start();
         }
-        self.launchctl(&["kickstart", "-k", &self.target()]).map(drop)
+        self.launchctl(&["kickstart", "-k", &self.target()])
+            .map(drop)
     }
 
     fn status(&self) -> Result<ServiceState, ServiceError> {
@@ -156,7 +157,11 @@ impl ServiceManager for LaunchdManager {
             return Ok(ServiceState::Stopped);
         }
         if !out.status.success() {
-            return Err(command::failed("launchctl", &["print", &self.target()], &out));
+            return Err(command::failed(
+                "launchctl",
+                &["print", &self.target()],
+                &out,
+            ));
         }
         Ok(parse_print_state(&String::from_utf8_lossy(&out.stdout)))
     }

@@ -5,11 +5,16 @@
 //! installed under a root prefix (tests), so that nothing on the host is touched.
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
+pub mod audit_conflicts;
 mod command;
+pub mod config_file;
 mod error;
 pub mod fsutil;
 pub mod launchd;
+pub mod lifecycle;
 mod none;
+pub mod privileges;
+pub mod relaunch;
 pub mod scm;
 mod spec;
 pub mod systemd;

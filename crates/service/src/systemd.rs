@@ -219,8 +219,14 @@ mod tests {
 
     #[test]
     fn exec_start_quotes_only_what_needs_quoting() {
-        assert_eq!(quote_exec_arg("/opt/endpoint-agent/agent"), "/opt/endpoint-agent/agent");
-        assert_eq!(quote_exec_arg("/opt/my agent/agent"), "\"/opt/my agent/agent\"");
+        assert_eq!(
+            quote_exec_arg("/opt/endpoint-agent/agent"),
+            "/opt/endpoint-agent/agent"
+        );
+        assert_eq!(
+            quote_exec_arg("/opt/my agent/agent"),
+            "\"/opt/my agent/agent\""
+        );
         assert_eq!(quote_exec_arg("100%"), "100%%");
         assert_eq!(quote_exec_arg("$HOME"), "$$HOME");
         assert_eq!(quote_exec_arg(r#"a"b\c"#), r#""a\"b\\c""#);
@@ -236,8 +242,9 @@ mod tests {
         assert!(lines.contains(&"WantedBy=multi-user.target"));
         assert!(lines.contains(&"Description=SEKOIA.IO Endpoint Agent"));
         // The audit collector needs its netlink family and audit capabilities.
-        assert!(lines.iter().any(|l| l.starts_with("RestrictAddressFamilies=")
-            && l.contains("AF_NETLINK")));
+        assert!(lines
+            .iter()
+            .any(|l| l.starts_with("RestrictAddressFamilies=") && l.contains("AF_NETLINK")));
         assert!(lines.iter().any(|l| l.starts_with("CapabilityBoundingSet=")
             && l.contains("CAP_AUDIT_CONTROL")
             && l.contains("CAP_AUDIT_READ")));

@@ -7,10 +7,9 @@ use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use windows_service::service::{
-    Service, ServiceAccess, ServiceAction, ServiceActionType, ServiceControl,
-    ServiceControlAccept, ServiceErrorControl, ServiceExitCode, ServiceFailureActions,
-    ServiceFailureResetPeriod, ServiceInfo, ServiceStartType, ServiceState as WinState,
-    ServiceStatus, ServiceType,
+    Service, ServiceAccess, ServiceAction, ServiceActionType, ServiceControl, ServiceControlAccept,
+    ServiceErrorControl, ServiceExitCode, ServiceFailureActions, ServiceFailureResetPeriod,
+    ServiceInfo, ServiceStartType, ServiceState as WinState, ServiceStatus, ServiceType,
 };
 use windows_service::service_control_handler::{self, ServiceControlHandlerResult};
 use windows_service::service_manager::{ServiceManager as Scm, ServiceManagerAccess};
@@ -259,7 +258,12 @@ fn service_main(_arguments: Vec<OsString>) {
     let _ = run_service();
 }
 
-fn status(state: WinState, accept: ServiceControlAccept, exit: u32, wait: Duration) -> ServiceStatus {
+fn status(
+    state: WinState,
+    accept: ServiceControlAccept,
+    exit: u32,
+    wait: Duration,
+) -> ServiceStatus {
     ServiceStatus {
         service_type: ServiceType::OWN_PROCESS,
         current_state: state,

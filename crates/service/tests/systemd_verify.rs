@@ -28,8 +28,14 @@ fn generated_unit_passes_systemd_analyze_verify() {
         .output()
         .unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "systemd-analyze verify failed: {stderr}");
-    assert!(stderr.trim().is_empty(), "systemd-analyze verify complained:\n{stderr}");
+    assert!(
+        out.status.success(),
+        "systemd-analyze verify failed: {stderr}"
+    );
+    assert!(
+        stderr.trim().is_empty(),
+        "systemd-analyze verify complained:\n{stderr}"
+    );
 }
 
 #[test]
@@ -37,11 +43,18 @@ fn verify_catches_a_broken_unit() {
     // Guards the test above against a verify that passes everything (e.g. wrong argument).
     let dir = tempfile::tempdir().unwrap();
     let unit_path = dir.path().join("broken.service");
-    std::fs::write(&unit_path, "[Service]\nExecStart=relative/path\nNoSuchDirective=1\n").unwrap();
+    std::fs::write(
+        &unit_path,
+        "[Service]\nExecStart=relative/path\nNoSuchDirective=1\n",
+    )
+    .unwrap();
     let out = Command::new("systemd-analyze")
         .arg("verify")
         .arg(&unit_path)
         .output()
         .unwrap();
-    assert!(!out.stderr.is_empty(), "systemd-analyze verify accepted a broken unit");
+    assert!(
+        !out.stderr.is_empty(),
+        "systemd-analyze verify accepted a broken unit"
+    );
 }

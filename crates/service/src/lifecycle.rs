@@ -1,0 +1,286 @@
+//! `agent install` and `agent uninstall`: the file layout, the install manifest and the
+//! service registration, in the order that keeps a failed or repeated run harmless.
+
+use std::fs;
+use std::io;
+use std::path::{Path, PathBuf};
+
+use agent_config::paths::{Paths, ENV_ROOT};
+
+use crate::audit_conflicts::{audit_conflicts, AuditConflict};
+use crate::config_file::{self, ConfigRequest};
+use crate::fsutil;
+use crate::privileges::require_privileges;
+use crate::{NoServiceManager, ServiceError, ServiceManager, ServiceState};
+
+/// File in the state directory listing the directories the install created (one absolute
+/// path per line, outermost first), so that uninstall removes those and nothing else.
+pub const MANIFEST_FILE: &str = "install-manifest";
+
+/// Modes of what the install lays out. The config holds intake keys and proxy credentials.
+pub const BINARY_MODE: u32 = 0o755;
+/// See [`BINARY_MODE`].
+pub const CONFIG_MODE: u32 = 0o600;
+/// See [`BINARY_MODE`].
+pub const STATE_DIR_MODE: u32 = 0o700;
+/// See [`BINARY_MODE`].
+pub const LOG_DIR_MODE: u32 = 0o750;
+
+/// Why install or uninstall stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum InstallError {
+    /// The intake key, region, intake URL or seed config.yaml is invalid.
+    #[error(transparent)]
+    Config(#[from] config_file::ConfigFileError),
+    /// Another installation is there and `--force` was not given.
+    #[error(
+        "a different installation exists ({what} differs: {path}); \
+         uninstall it first or run `agent install --force` to replace it"
+    )]
+    DifferentInstall {
+        /// What differs: "intake key" or "binary".
+        what: &'static str,
+        /// The file that differs.
+        path: PathBuf,
+    },
+    /// A file operation or the service manager failed.
+    #[error(transparent)]
+    Service(#[from] ServiceError),
+}
+
+/// What `agent install` was asked to do.
+#[derive(Debug, Clone)]
+pub struct InstallOptions {
+    /// Install-time settings written to config.yaml.
+    pub config: ConfigRequest,
+    /// Replace a different existing installation.
+    pub force: bool,
+    /// The binary to install (normally the running executable).
+    pub source_binary: PathBuf,
+    /// A config.yaml to merge (the one in the current directory, if any).
+    pub seed_config: Option<PathBuf>,
+}
+
+/// The outcome of a successful install, for the summary printed to the user.
+#[derive(Debug, Clone)]
+pub struct Installed {
+    /// Where everything went.
+    pub paths: Paths,
+    /// Service manager used (`systemd`, `scm`, `launchd`, `none`).
+    pub manager: &'static str,
+    /// Service state right after the install.
+    pub state: ServiceState,
+    /// Other audit consumers the administrator should stop (Linux).
+    pub audit_conflicts: Vec<AuditConflict>,
+    /// Warnings about the merged configuration (unknown keys).
+    pub warnings: Vec<String>,
+}
+
+/// The service manager for `paths`: the host's, or [`NoServiceManager`] when
+/// `ENDPOINT_AGENT_ROOT` is set, so that installs under a root prefix (tests) never touch the
+/// host's service manager.
+pub fn manager_for(paths: &Paths) -> Result<Box<dyn ServiceManager>, ServiceError> {
+    if std::env::var_os(ENV_ROOT).is_some_and(|r| !r.is_empty()) {
+        Ok(Box::new(NoServiceManager))
+    } else {
+        crate::platform_manager(paths.binary.clone())
+    }
+}
+
+/// Installs the agent: validates everything first, then lays out the binary, config.yaml,
+/// state and log directories, registers and starts the service.
+pub fn install(
+    opts: &InstallOptions,
+    paths: &Paths,
+    manager: &dyn ServiceManager,
+) -> Result<Installed, InstallError> {
+    require_privileges()?;
+    // Everything that can be wrong with the request is found before anything is written.
+    config_file::render(&opts.config, opts.seed_config.as_deref(), None)?;
+    manager.check_available()?;
+    let fresh = !paths.config_file.exists() && !paths.binary.exists();
+    if !opts.force {
+        refuse_different_install(opts, paths)?;
+    }
+    // Reinstalling over the same installation keeps settings added since (a proxy, log
+    // files); a forced install replaces them.
+    let inherit =
+        (!opts.force && paths.config_file.exists()).then_some(paths.config_file.as_path());
+    let (config_yaml, warnings) =
+        config_file::render(&opts.config, opts.seed_config.as_deref(), inherit)?;
+
+    let result = lay_out(opts, paths, &config_yaml).and_then(|()| manager.install());
+    if let Err(e) = result {
+        if fresh {
+            // Leave the host as it was rather than half installed.
+            let _ = remove_layout(paths);
+        }
+        return Err(e.into());
+    }
+    let state = manager.status()?;
+    let audit_conflicts = if cfg!(target_os = "linux") {
+        audit_conflicts(manager, Path::new("/proc"))
+    } else {
+        Vec::new()
+    };
+    Ok(Installed {
+        paths: paths.clone(),
+        manager: manager.kind(),
+        state,
+        audit_conflicts,
+        warnings,
+    })
+}
+
+fn refuse_different_install(opts: &InstallOptions, paths: &Paths) -> Result<(), InstallError> {
+    if paths.config_file.exists()
+        && config_file::installed_intake_key(&paths.config_file).as_deref()
+            != Some(opts.config.intake_key.as_str())
+    {
+        return Err(InstallError::DifferentInstall {
+            what: "intake key",
+            path: paths.config_file.clone(),
+        });
+    }
+    if paths.binary.exists() && !same_content(&opts.source_binary, &paths.binary) {
+        return Err(InstallError::DifferentInstall {
+            what: "binary",
+            path: paths.binary.clone(),
+        });
+    }
+    Ok(())
+}
+
+fn same_content(a: &Path, b: &Path) -> bool {
+    match (fs::read(a), fs::read(b)) {
+        (Ok(a), Ok(b)) => a == b,
+        _ => false,
+    }
+}
+
+fn is_same_file(a: &Path, b: &Path) -> bool {
+    match (fs::canonicalize(a), fs::canonicalize(b)) {
+        (Ok(a), Ok(b)) => a == b,
+        _ => false,
+    }
+}
+
+fn parent(path: &Path) -> &Path {
+    path.parent().unwrap_or(Path::new(""))
+}
+
+fn lay_out(opts: &InstallOptions, paths: &Paths, config_yaml: &str) -> Result<(), ServiceError> {
+    let mut created = Vec::new();
+    // State first: the manifest must exist before anything it describes.
+    created.extend(fsutil::create_dirs(&paths.state_dir, STATE_DIR_MODE)?);
+    let manifest = paths.state_dir.join(MANIFEST_FILE);
+    let mut record = |dirs: Vec<PathBuf>| -> Result<(), ServiceError> {
+        created.extend(dirs);
+        write_manifest(&manifest, &created)
+    };
+    record(Vec::new())?;
+    record(fsutil::create_dirs(&paths.log_dir, LOG_DIR_MODE)?)?;
+    let config_dir = parent(&paths.config_file);
+    let new = if config_dir.exists() {
+        Vec::new()
+    } else {
+        fsutil::create_dirs(config_dir, 0o755)?
+    };
+    record(new)?;
+    let binary_dir = parent(&paths.binary);
+    let new = if binary_dir.exists() {
+        Vec::new()
+    } else {
+        fsutil::create_dirs(binary_dir, 0o755)?
+    };
+    record(new)?;
+
+    if !is_same_file(&opts.source_binary, &paths.binary) {
+        fsutil::copy_atomic(&opts.source_binary, &paths.binary, BINARY_MODE)?;
+    }
+    fsutil::write_atomic(&paths.config_file, config_yaml.as_bytes(), CONFIG_MODE)
+}
+
+/// Writes the manifest, keeping the entries of an earlier install (a reinstall creates
+/// nothing new but must not forget what the first install created).
+fn write_manifest(manifest: &Path, created: &[PathBuf]) -> Result<(), ServiceError> {
+    let mut all = read_manifest(manifest)?;
+    for dir in created {
+        if !all.contains(dir) {
+            all.push(dir.clone());
+        }
+    }
+    let text: String = all
+        .iter()
+        .map(|d| format!("{}\n", d.to_string_lossy()))
+        .collect();
+    fsutil::write_atomic(manifest, text.as_bytes(), 0o600)
+}
+
+fn read_manifest(manifest: &Path) -> Result<Vec<PathBuf>, ServiceError> {
+    match fs::read_to_string(manifest) {
+        Ok(text) => Ok(text
+            .lines()
+            .filter(|l| !l.is_empty())
+            .map(PathBuf::from)
+            .collect()),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(Vec::new()),
+        Err(e) => Err(ServiceError::io("read", manifest, e)),
+    }
+}
+
+/// What uninstall removed.
+#[derive(Debug, Clone)]
+pub struct Uninstalled {
+    /// Whether anything of an installation was found.
+    pub was_installed: bool,
+}
+
+/// Uninstalls the agent: stops and unregisters the service, then removes the binary,
+/// config.yaml, the state and log directories and the directories the install created.
+/// Succeeds, doing nothing, when the agent is not installed.
+pub fn uninstall(paths: &Paths, manager: &dyn ServiceManager) -> Result<Uninstalled, InstallError> {
+    require_privileges()?;
+    let was_installed = paths.binary.exists()
+        || paths.config_file.exists()
+        || paths.state_dir.exists()
+        || manager.status()? != ServiceState::NotInstalled;
+    // Stop first, so the agent no longer writes logs or state while they are removed.
+    manager.uninstall()?;
+    remove_layout(paths)?;
+    Ok(Uninstalled { was_installed })
+}
+
+fn remove_layout(paths: &Paths) -> Result<(), ServiceError> {
+    let created = read_manifest(&paths.state_dir.join(MANIFEST_FILE))?;
+    remove_binary(&paths.binary)?;
+    fsutil::remove_file_if_exists(&paths.config_file)?;
+    fsutil::remove_dir_all_if_exists(&paths.log_dir)?;
+    fsutil::remove_dir_all_if_exists(&paths.state_dir)?;
+    if created.is_empty() {
+        // No manifest (it was lost, or an older install): the agent's own directories go if
+        // empty, their parents stay.
+        fsutil::remove_dir_if_empty(parent(&paths.binary))?;
+        fsutil::remove_dir_if_empty(parent(&paths.config_file))?;
+    }
+    for dir in created.iter().rev() {
+        fsutil::remove_dir_if_empty(dir)?;
+    }
+    Ok(())
+}
+
+/// Removes the installed binary. On Windows the file of a process that is just exiting (the
+/// service, or the `agent.exe` that relaunched this uninstall from a copy) stays locked
+/// for a moment, so removal is retried for a few seconds.
+fn remove_binary(binary: &Path) -> Result<(), ServiceError> {
+    let attempts = if cfg!(windows) { 50 } else { 1 };
+    let mut last = Ok(());
+    for _ in 0..attempts {
+        last = fsutil::remove_file_if_exists(binary);
+        if last.is_ok() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    last
+}
