@@ -11,9 +11,11 @@ pub mod msgtype;
 pub mod proctable;
 pub mod reassembly;
 pub mod record;
+pub mod rule;
 pub mod sockaddr;
 
 pub use event::AuditEvent;
 pub use reassembly::{Reassembler, Stats};
 pub use record::{parse_line, parse_netlink, AuditRecord, AuditTime, Field, ParseError, Value};
+pub use rule::{compile_rule, Arch, RuleError};
 pub use sockaddr::SockAddr;
