@@ -4,13 +4,16 @@
 //! request is refused ([`SubmitError::Full`]) and the caller emits its event without hashes
 //! rather than slowing event collection. The worker owns the [`FileHasher`] (and so the
 //! cache), hashes requests in order and sends each [`HashResult`] on the results channel,
-//! carrying the caller's `id` so it can match the result to its pending event. Dropping the
-//! worker closes the queue; the thread finishes the queued jobs and exits, and `drop` joins it.
+//! carrying the caller's `id` so it can match the result to its pending event.
+//!
+//! Dropping the worker stops it: queued jobs are abandoned, a result the owner no longer
+//! reads is not waited for, and `drop` joins the thread after at most the file being hashed
+//! (bounded by the policy's size limit).
 
 use std::path::PathBuf;
 use std::thread::JoinHandle;
 
-use crossbeam_channel::{bounded, Receiver, Sender, TrySendError};
+use crossbeam_channel::{bounded, select, Receiver, Sender, TrySendError};
 
 use crate::hash::{FileHasher, HashOutcome};
 
@@ -49,6 +52,8 @@ pub enum SubmitError {
 #[derive(Debug)]
 pub struct HashWorker {
     jobs: Option<Sender<HashJob>>,
+    /// Never sent on: dropping it tells the thread to stop.
+    stop: Option<Sender<()>>,
     thread: Option<JoinHandle<()>>,
 }
 
@@ -61,24 +66,14 @@ impl HashWorker {
     ) -> std::io::Result<(HashWorker, Receiver<HashResult>)> {
         let (jobs_tx, jobs_rx) = bounded::<HashJob>(queue.max(1));
         let (res_tx, res_rx) = bounded::<HashResult>(queue.max(1));
+        let (stop_tx, stop_rx) = bounded::<()>(0);
         let thread = std::thread::Builder::new()
             .name("file-hasher".into())
-            .spawn(move || {
-                for job in jobs_rx {
-                    let outcome = hasher.hash_path(&job.path);
-                    let result = HashResult {
-                        id: job.id,
-                        path: job.path,
-                        outcome,
-                    };
-                    if res_tx.send(result).is_err() {
-                        break; // nobody listens any more
-                    }
-                }
-            })?;
+            .spawn(move || run(&mut hasher, &jobs_rx, &res_tx, &stop_rx))?;
         Ok((
             HashWorker {
                 jobs: Some(jobs_tx),
+                stop: Some(stop_tx),
                 thread: Some(thread),
             },
             res_rx,
@@ -97,8 +92,39 @@ impl HashWorker {
     }
 }
 
+/// The worker loop: until stopped or the queue is closed, hash one job and deliver its result.
+fn run(
+    hasher: &mut FileHasher,
+    jobs: &Receiver<HashJob>,
+    results: &Sender<HashResult>,
+    stop: &Receiver<()>,
+) {
+    loop {
+        let job = select! {
+            recv(jobs) -> job => match job {
+                Ok(job) => job,
+                Err(_) => return, // queue closed
+            },
+            recv(stop) -> _ => return,
+        };
+        let outcome = hasher.hash_path(&job.path);
+        let result = HashResult {
+            id: job.id,
+            path: job.path,
+            outcome,
+        };
+        select! {
+            send(results, result) -> sent => if sent.is_err() {
+                return; // nobody listens any more
+            },
+            recv(stop) -> _ => return,
+        }
+    }
+}
+
 impl Drop for HashWorker {
     fn drop(&mut self) {
+        self.stop.take();
         self.jobs.take();
         if let Some(t) = self.thread.take() {
             let _ = t.join();
@@ -158,7 +184,30 @@ mod tests {
             }
         }
         assert!(refused >= 40, "only {refused} refused");
-        drop(rx); // lets the worker exit
+        drop(rx);
         drop(w);
+    }
+
+    #[test]
+    fn drop_returns_while_the_owner_still_holds_unread_results() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("f");
+        std::fs::write(&p, b"abc").unwrap();
+        let hasher = FileHasher::new(HashPolicy::new(Vec::<PathBuf>::new(), 1 << 20), 8);
+        let (w, rx) = HashWorker::spawn(hasher, 1).unwrap();
+        for i in 0..10 {
+            let _ = w.submit(i, p.clone());
+        }
+        // The worker is blocked delivering a result nobody reads; dropping must not hang.
+        let (done_tx, done_rx) = crossbeam_channel::bounded(1);
+        std::thread::spawn(move || {
+            drop(w);
+            let _ = done_tx.send(());
+        });
+        assert!(
+            done_rx.recv_timeout(Duration::from_secs(10)).is_ok(),
+            "drop hung"
+        );
+        drop(rx);
     }
 }
