@@ -273,9 +273,10 @@ mod tests {
         assert!((0.0..=100.0).contains(&st.host_cpu_percent), "{st:?}");
         assert!((0.0..=100.0).contains(&st.memory_used_percent), "{st:?}");
         assert!(st.agent_cpu_percent > 0.0, "busy loop not seen: {st:?}");
-        // Test threads run in parallel: allow up to every core of this machine, plus slack.
+        // Other test threads run in parallel and tick-based accounting is coarse over a short
+        // window: only rule out nonsense (e.g. ticks taken for milliseconds).
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get()) as f64;
-        assert!(st.agent_cpu_percent <= 100.0 * cores + 20.0, "{st:?}");
+        assert!(st.agent_cpu_percent <= 200.0 * cores + 50.0, "{st:?}");
         assert!(st.agent_rss > 1024 * 1024, "{st:?}");
         let status = std::fs::read_to_string("/proc/self/status").unwrap();
         let rss_now = parse_vmrss(&status).unwrap();
