@@ -196,7 +196,10 @@ mod tests {
                 path: dir.path().join("a b.log"),
             },
             Saved {
-                key: FileKey { dev: 1, ino: u64::MAX },
+                key: FileKey {
+                    dev: 1,
+                    ino: u64::MAX,
+                },
                 head: Head::of_bytes(b""),
                 offset: 0,
                 path: PathBuf::from("/x/\u{e9}.log"),

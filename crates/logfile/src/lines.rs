@@ -53,7 +53,11 @@ mod tests {
         let (lines, consumed) = all(buf, 100);
         assert_eq!(
             lines,
-            vec![(&b"a\r"[..], true), (&b"\xff\xfe bad"[..], true), (&b""[..], true)]
+            vec![
+                (&b"a\r"[..], true),
+                (&b"\xff\xfe bad"[..], true),
+                (&b""[..], true)
+            ]
         );
         assert_eq!(&buf[consumed..], b"cut");
     }

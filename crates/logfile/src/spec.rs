@@ -157,7 +157,10 @@ mod tests {
 
     #[test]
     fn literal_dir_stops_at_first_wildcard() {
-        assert_eq!(literal_dir("/var/log/nginx/*.log"), Path::new("/var/log/nginx"));
+        assert_eq!(
+            literal_dir("/var/log/nginx/*.log"),
+            Path::new("/var/log/nginx")
+        );
         assert_eq!(literal_dir("/var/log/*/access.log"), Path::new("/var/log"));
         assert_eq!(literal_dir("x.log"), Path::new("."));
     }

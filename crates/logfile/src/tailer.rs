@@ -478,8 +478,7 @@ fn service<S: LineSink>(
                 });
                 pos = p.next;
             }
-            if batch.len() >= options.max_batch_lines || (piece.is_none() && !batch.is_empty())
-            {
+            if batch.len() >= options.max_batch_lines || (piece.is_none() && !batch.is_empty()) {
                 deliver(sink, &batch, stats)?;
                 *unsaved += batch.len() as u64;
                 // scratch starts with the old pending bytes, which start at `base`.
@@ -544,7 +543,8 @@ fn deliver_rest<S: LineSink>(
         bytes: rest,
         complete: false,
     };
-    sink.deliver(&[line]).map_err(|e| Error::Sink(Box::new(e)))?;
+    sink.deliver(&[line])
+        .map_err(|e| Error::Sink(Box::new(e)))?;
     bump(&stats.lines, 1);
     bump(&stats.bytes, rest.len() as u64);
     *unsaved += 1;

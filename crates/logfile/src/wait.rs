@@ -38,7 +38,9 @@ mod linux {
     impl Waiter {
         pub(crate) fn new() -> Self {
             let inotify = Inotify::init()
-                .inspect_err(|e| tracing::warn!(error = %e, "inotify unavailable; polling log files"))
+                .inspect_err(
+                    |e| tracing::warn!(error = %e, "inotify unavailable; polling log files"),
+                )
                 .ok();
             Self {
                 inotify,
