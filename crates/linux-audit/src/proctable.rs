@@ -23,7 +23,7 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use uuid::Uuid;
 
@@ -36,6 +36,11 @@ pub const PROCESS_GUID_NAMESPACE: Uuid = Uuid::from_u128(0x8207_d261_248f_50ea_9
 /// every architecture Linux supports in practice; only used to *estimate* the start time of a
 /// process that exited before we could read it.
 pub const USER_HZ: u64 = 100;
+
+/// A live entry checked against /proc less than this long ago is trusted without a new
+/// /proc read. A pid cannot be reused faster than the kernel cycles through `pid_max` pids,
+/// which takes far longer on any real host.
+pub const REVALIDATE_AFTER: Duration = Duration::from_secs(1);
 
 /// Arguments beyond this many bytes (all arguments together) are dropped.
 pub const MAX_ARGS_BYTES: usize = 64 * 1024;
@@ -75,6 +80,8 @@ pub struct ProcessInfo {
     /// True once an exit was seen (or the process vanished from /proc).
     pub exited: bool,
     last_used: u64,
+    /// When /proc last confirmed this instance (`None`: never, e.g. built from an event).
+    checked_at: Option<Instant>,
 }
 
 impl ProcessInfo {
@@ -210,19 +217,26 @@ impl ProcTable {
 
     /// The process `pid`, checked against /proc: an unknown pid is read from /proc, and a pid
     /// whose /proc start time differs from the cached one (pid reuse) is re-read. A process
-    /// gone from /proc is answered from the cache (and marked exited). Costs one small /proc
-    /// read; use [`ProcTable::get_cached`] to avoid it.
+    /// gone from /proc is answered from the cache (and marked exited). A live entry confirmed
+    /// less than [`REVALIDATE_AFTER`] ago is answered without touching /proc (a map lookup);
+    /// otherwise this costs one small /proc read (a few microseconds).
     pub fn get(&mut self, pid: u32) -> Option<&ProcessInfo> {
+        let now = Instant::now();
+        if self.procs.get(&pid).is_some_and(|p| is_fresh(p, now)) {
+            return self.touch(pid);
+        }
         match read_start_ticks(&self.proc_root, pid) {
             Some(start) => {
-                let fresh = self
+                let same = self
                     .procs
                     .get(&pid)
                     .is_some_and(|p| p.start_ticks == start && !p.start_estimated);
-                if !fresh {
-                    if let Some(p) = self.read_live(pid) {
-                        self.insert(p);
+                if same {
+                    if let Some(p) = self.procs.get_mut(&pid) {
+                        p.checked_at = Some(now);
                     }
+                } else if let Some(p) = self.read_live(pid) {
+                    self.insert(p);
                 }
             }
             None => {
@@ -249,6 +263,14 @@ impl ProcTable {
         if ppid == 0 {
             return None;
         }
+        let now = Instant::now();
+        if self
+            .procs
+            .get(&ppid)
+            .is_some_and(|p| is_fresh(p, now) && p.start_ticks <= child_start)
+        {
+            return self.touch(ppid);
+        }
         // Only trust /proc for the parent if that process is older than the child.
         let live_start = read_start_ticks(&self.proc_root, ppid);
         let cached_ok = self
@@ -269,6 +291,7 @@ impl ProcTable {
         let pid = ev.pid;
         let live_start = read_start_ticks(&self.proc_root, pid);
         let existing = self.procs.get(&pid);
+        let checked_at = live_start.map(|_| Instant::now());
         let (start_ticks, start_estimated) = match (live_start, existing) {
             (Some(s), _) => (s, false),
             // Gone already: the same instance if we knew it alive, else estimate.
@@ -291,6 +314,7 @@ impl ProcTable {
             guid: process_guid(&self.boot_id, pid, start_ticks),
             exited: false,
             last_used: 0,
+            checked_at,
         };
         self.insert(info);
         self.touch(pid)
@@ -299,10 +323,11 @@ impl ProcTable {
     /// Records a fork/clone that created `child` from `parent`: the child inherits the
     /// parent's image, arguments, directory and users until it execs.
     pub fn on_fork(&mut self, parent: u32, child: u32, time: Option<SystemTime>) {
-        let (start_ticks, start_estimated) = match read_start_ticks(&self.proc_root, child) {
-            Some(s) => (s, false),
-            None => (self.estimate_ticks(time), true),
-        };
+        let (start_ticks, start_estimated, checked_at) =
+            match read_start_ticks(&self.proc_root, child) {
+                Some(s) => (s, false, Some(Instant::now())),
+                None => (self.estimate_ticks(time), true, None),
+            };
         let mut info = match self.procs.get(&parent) {
             Some(p) => p.clone(),
             None => match self.read_live(parent) {
@@ -316,6 +341,7 @@ impl ProcTable {
         info.start_estimated = start_estimated;
         info.guid = process_guid(&self.boot_id, child, start_ticks);
         info.exited = false;
+        info.checked_at = checked_at;
         self.insert(info);
     }
 
@@ -387,6 +413,7 @@ impl ProcTable {
     fn read_live(&self, pid: u32) -> Option<ProcessInfo> {
         let mut p = read_process(&self.proc_root, pid)?;
         p.guid = process_guid(&self.boot_id, pid, p.start_ticks);
+        p.checked_at = Some(Instant::now());
         Some(p)
     }
 }
@@ -406,7 +433,17 @@ fn empty_info(pid: u32) -> ProcessInfo {
         guid: Uuid::nil(),
         exited: false,
         last_used: 0,
+        checked_at: None,
     }
+}
+
+/// Whether `p` can be trusted without reading /proc: alive, really read from /proc, and
+/// confirmed recently.
+fn is_fresh(p: &ProcessInfo, now: Instant) -> bool {
+    !p.exited
+        && !p.start_estimated
+        && p.checked_at
+            .is_some_and(|t| now.saturating_duration_since(t) < REVALIDATE_AFTER)
 }
 
 fn truncate_args(args: &mut Vec<String>) {
@@ -720,6 +757,7 @@ mod tests {
         stale.start_ticks = real.start_ticks.saturating_sub(500);
         stale.guid = process_guid(&boot_id(), me, stale.start_ticks);
         stale.args = vec!["old".into()];
+        stale.checked_at = None; // last confirmed long ago
         t.insert(stale.clone());
         assert_eq!(t.get_cached(me).unwrap().guid, stale.guid);
         let refreshed = t.get(me).unwrap();
@@ -727,6 +765,65 @@ mod tests {
         assert_eq!(refreshed.guid, real.guid);
         assert_ne!(refreshed.guid, stale.guid);
         assert_eq!(refreshed.args, real.args);
+    }
+
+    /// A fake /proc/PID/stat line with the given ppid and start time (field 22).
+    fn stat_line(pid: u32, ppid: u32, start: u64) -> String {
+        // Fields 3..=21 after the command name, then the start time.
+        let mut f = vec![
+            "S".to_string(),
+            ppid.to_string(),
+            pid.to_string(),
+            pid.to_string(),
+        ];
+        f.extend(["0", "-1"].map(String::from));
+        f.extend(std::iter::repeat_n("0".to_string(), 9)); // fields 9..=17
+        f.extend(["20", "0", "1", "0"].map(String::from)); // fields 18..=21
+        f.push(start.to_string());
+        f.extend(["0", "0"].map(String::from));
+        format!("{pid} (fake proc) {}", f.join(" "))
+    }
+
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn pid_reuse_in_a_fake_proc_is_seen_once_the_window_passed() {
+        let root = tempfile::tempdir().unwrap();
+        std::fs::write(root.path().join("stat"), "cpu  1 2 3 4\nbtime 1000\n").unwrap();
+        let put = |start: u64, arg: &str| {
+            let d = root.path().join("4242");
+            std::fs::create_dir_all(&d).unwrap();
+            std::fs::write(d.join("stat"), stat_line(4242, 1, start)).unwrap();
+            std::fs::write(d.join("cmdline"), format!("{arg}\0")).unwrap();
+        };
+        assert_eq!(parse_stat(&stat_line(4242, 1, 100)), Some((1, 100)));
+        put(100, "first");
+        let mut t = ProcTable::with_proc_root("boot", Limits::default(), root.path());
+        assert_eq!(t.scan(), 1);
+        let first = t.get(4242).unwrap().clone();
+        assert_eq!((first.ppid, first.start_ticks), (1, 100));
+        assert_eq!(first.args, vec!["first"]);
+        assert_eq!(first.guid, process_guid("boot", 4242, 100));
+
+        put(200, "second"); // the pid is reused
+        assert_eq!(
+            t.get(4242).unwrap().guid,
+            first.guid,
+            "trusted within the window"
+        );
+        let past = Instant::now().checked_sub(REVALIDATE_AFTER).unwrap();
+        t.procs.get_mut(&4242).unwrap().checked_at = Some(past);
+        let second = t.get(4242).unwrap().clone();
+        assert_eq!(second.start_ticks, 200);
+        assert_eq!(second.args, vec!["second"]);
+        assert_eq!(second.guid, process_guid("boot", 4242, 200));
+        assert_ne!(second.guid, first.guid);
+
+        // The process goes away: still answered, now marked exited.
+        std::fs::remove_dir_all(root.path().join("4242")).unwrap();
+        t.procs.get_mut(&4242).unwrap().checked_at = Some(past);
+        let gone = t.get(4242).unwrap();
+        assert!(gone.exited);
+        assert_eq!(gone.guid, second.guid);
     }
 
     #[cfg(target_os = "linux")]
