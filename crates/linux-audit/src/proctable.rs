@@ -622,25 +622,6 @@ mod tests {
     /// A proc root with nothing in it: every process looks gone.
     const NO_PROC: &str = "/nonexistent/proc-root-for-tests";
 
-    /// A unique directory removed on drop (this crate has no tempfile dependency).
-    struct TempDir(PathBuf);
-    impl TempDir {
-        fn new(tag: &str) -> Self {
-            let p = std::env::temp_dir().join(format!(
-                "{tag}-{}-{:?}",
-                std::process::id(),
-                std::thread::current().id()
-            ));
-            std::fs::create_dir_all(&p).unwrap();
-            TempDir(p)
-        }
-    }
-    impl Drop for TempDir {
-        fn drop(&mut self) {
-            let _ = std::fs::remove_dir_all(&self.0);
-        }
-    }
-
     /// Kills and reaps the child even when an assertion fails.
     struct KillOnDrop(Child);
     impl Drop for KillOnDrop {
@@ -684,8 +665,8 @@ mod tests {
     #[cfg(target_os = "linux")]
     #[test]
     fn live_spawned_child_cmdline_cwd_and_parent() {
-        let dir = TempDir::new("proctable-child");
-        let cwd = dir.0.canonicalize().unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let cwd = dir.path().canonicalize().unwrap();
         // `sh` waiting on a pipe that is never written: no grandchild to leak on kill.
         let child = Command::new("sh")
             .args(["-c", "read x", "zero arg"])
