@@ -68,9 +68,9 @@ pub fn remove_dir_if_empty(path: &Path) -> Result<(), ServiceError> {
     }
 }
 
-/// Creates `dir` (permission bits `mode`, also applied when it already exists) and its
-/// missing ancestors (0755), returning the directories that did not exist before, outermost
-/// first, so that uninstall can remove exactly those, innermost first.
+/// Creates `dir` with permission bits `mode` and its missing ancestors with 0755, returning
+/// the directories that did not exist before, outermost first, so that uninstall can remove
+/// exactly those, innermost first. Existing directories keep their mode: they are not ours.
 pub fn create_dirs(dir: &Path, mode: u32) -> Result<Vec<PathBuf>, ServiceError> {
     let mut missing: Vec<PathBuf> = dir
         .ancestors()
@@ -83,10 +83,12 @@ pub fn create_dirs(dir: &Path, mode: u32) -> Result<Vec<PathBuf>, ServiceError> 
             Err(e) if e.kind() != io::ErrorKind::AlreadyExists => {
                 return Err(ServiceError::io("create directory", d, e))
             }
-            _ => set_mode(d, 0o755).map_err(|e| ServiceError::io("chmod", d, e))?,
+            _ => {
+                let mode = if d == dir { mode } else { 0o755 };
+                set_mode(d, mode).map_err(|e| ServiceError::io("chmod", d, e))?
+            }
         }
     }
-    set_mode(dir, mode).map_err(|e| ServiceError::io("chmod", dir, e))?;
     Ok(missing)
 }
 

@@ -255,7 +255,13 @@ fn remove_layout(paths: &Paths) -> Result<(), ServiceError> {
     let created = read_manifest(&paths.state_dir.join(MANIFEST_FILE))?;
     remove_binary(&paths.binary)?;
     fsutil::remove_file_if_exists(&paths.config_file)?;
-    fsutil::remove_dir_all_if_exists(&paths.log_dir)?;
+    if created.is_empty() || created.contains(&paths.log_dir) {
+        fsutil::remove_dir_all_if_exists(&paths.log_dir)?;
+    } else {
+        // A log directory that existed before the install (pointed at a shared one such
+        // as /var/log): only the agent's own log files go.
+        remove_agent_logs(paths)?;
+    }
     fsutil::remove_dir_all_if_exists(&paths.state_dir)?;
     if created.is_empty() {
         // No manifest (it was lost, or an older install): the agent's own directories go if
@@ -265,6 +271,29 @@ fn remove_layout(paths: &Paths) -> Result<(), ServiceError> {
     }
     for dir in created.iter().rev() {
         fsutil::remove_dir_if_empty(dir)?;
+    }
+    Ok(())
+}
+
+/// Removes `agent.log` and its rotations (`agent.log.1`, ...) from the log directory.
+fn remove_agent_logs(paths: &Paths) -> Result<(), ServiceError> {
+    let Some(name) = paths
+        .log_file
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+    else {
+        return Ok(());
+    };
+    let entries = match fs::read_dir(&paths.log_dir) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(ServiceError::io("read", &paths.log_dir, e)),
+    };
+    for entry in entries.flatten() {
+        let file = entry.file_name().to_string_lossy().into_owned();
+        if file == name || file.starts_with(&format!("{name}.")) {
+            fsutil::remove_file_if_exists(&entry.path())?;
+        }
     }
     Ok(())
 }
@@ -283,4 +312,168 @@ fn remove_binary(binary: &Path) -> Result<(), ServiceError> {
         std::thread::sleep(std::time::Duration::from_millis(200));
     }
     last
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::cell::RefCell;
+
+    const KEY: &str = "aB3dE5fG7hJ9kL1mN3pQ5rS7tU9vW1xY";
+
+    /// Records calls and whether the installed binary existed at each; fails `install` on
+    /// demand.
+    #[derive(Debug)]
+    struct Recorder {
+        binary: PathBuf,
+        fail_install: bool,
+        calls: RefCell<Vec<(&'static str, bool)>>,
+    }
+
+    impl Recorder {
+        fn new(paths: &Paths, fail_install: bool) -> Self {
+            Self {
+                binary: paths.binary.clone(),
+                fail_install,
+                calls: RefCell::new(Vec::new()),
+            }
+        }
+        fn record(&self, call: &'static str) {
+            self.calls.borrow_mut().push((call, self.binary.exists()));
+        }
+    }
+
+    impl ServiceManager for Recorder {
+        fn kind(&self) -> &'static str {
+            "recorder"
+        }
+        fn install(&self) -> Result<(), ServiceError> {
+            self.record("install");
+            if self.fail_install {
+                Err(ServiceError::ManagerNotRunning("recorder"))
+            } else {
+                Ok(())
+            }
+        }
+        fn uninstall(&self) -> Result<(), ServiceError> {
+            self.record("uninstall");
+            Ok(())
+        }
+        fn start(&self) -> Result<(), ServiceError> {
+            Ok(())
+        }
+        fn stop(&self) -> Result<(), ServiceError> {
+            Ok(())
+        }
+        fn restart(&self) -> Result<(), ServiceError> {
+            Ok(())
+        }
+        fn status(&self) -> Result<ServiceState, ServiceError> {
+            Ok(ServiceState::Running)
+        }
+        fn registration_files(&self) -> Vec<PathBuf> {
+            Vec::new()
+        }
+    }
+
+    #[cfg(unix)]
+    fn mode(p: &Path) -> u32 {
+        use std::os::unix::fs::PermissionsExt;
+        fs::metadata(p).unwrap().permissions().mode() & 0o7777
+    }
+
+    #[cfg(not(unix))]
+    fn mode(_p: &Path) -> u32 {
+        0o755
+    }
+
+    fn setup() -> (tempfile::TempDir, Paths, InstallOptions) {
+        let root = tempfile::tempdir().unwrap();
+        let paths = Paths::for_os(agent_config::Os::Linux).with_root(root.path().join("root"));
+        let source = root.path().join("agent-source");
+        fs::write(&source, b"\x7fELF binary").unwrap();
+        let opts = InstallOptions {
+            config: ConfigRequest {
+                intake_key: KEY.into(),
+                region: None,
+                intake_url: None,
+                auto_update: None,
+            },
+            force: false,
+            source_binary: source,
+            seed_config: None,
+        };
+        (root, paths, opts)
+    }
+
+    #[test]
+    fn the_service_is_registered_after_the_files_are_in_place() {
+        let (_root, paths, opts) = setup();
+        let manager = Recorder::new(&paths, false);
+        let installed = install(&opts, &paths, &manager).unwrap();
+        assert_eq!(*manager.calls.borrow(), vec![("install", true)]);
+        assert_eq!(installed.state, ServiceState::Running);
+    }
+
+    #[test]
+    fn a_failed_registration_leaves_nothing_behind() {
+        let (root, paths, opts) = setup();
+        let manager = Recorder::new(&paths, true);
+        let err = install(&opts, &paths, &manager).unwrap_err();
+        assert!(matches!(err, InstallError::Service(_)), "{err}");
+        assert!(
+            !root.path().join("root").exists(),
+            "a failed install left files"
+        );
+    }
+
+    #[test]
+    fn uninstall_stops_the_service_before_removing_files() {
+        let (_root, paths, opts) = setup();
+        install(&opts, &paths, &NoServiceManager).unwrap();
+        let manager = Recorder::new(&paths, false);
+        let done = uninstall(&paths, &manager).unwrap();
+        assert!(done.was_installed);
+        assert_eq!(*manager.calls.borrow(), vec![("uninstall", true)]);
+        assert!(!paths.binary.exists());
+    }
+
+    #[test]
+    fn manifest_lists_created_directories_outermost_first_and_survives_reinstall() {
+        let (_root, paths, opts) = setup();
+        install(&opts, &paths, &NoServiceManager).unwrap();
+        let manifest = read_manifest(&paths.state_dir.join(MANIFEST_FILE)).unwrap();
+        let pos = |p: &Path| manifest.iter().position(|m| m == p).unwrap();
+        assert!(pos(&paths.state_dir) > pos(parent(&paths.state_dir)));
+        assert!(pos(parent(&paths.binary)) > pos(parent(parent(&paths.binary))));
+        install(&opts, &paths, &NoServiceManager).unwrap();
+        assert_eq!(
+            read_manifest(&paths.state_dir.join(MANIFEST_FILE)).unwrap(),
+            manifest
+        );
+    }
+
+    #[test]
+    fn a_shared_log_directory_keeps_everything_but_the_agent_logs() {
+        let (root, mut paths, opts) = setup();
+        let shared = root.path().join("shared-logs");
+        fs::create_dir(&shared).unwrap();
+        fs::write(shared.join("syslog"), b"x").unwrap();
+        paths.log_file = shared.join("agent.log");
+        paths.log_dir = shared.clone();
+        install(&opts, &paths, &NoServiceManager).unwrap();
+        fs::write(&paths.log_file, b"started").unwrap();
+        fs::write(shared.join("agent.log.1"), b"older").unwrap();
+        assert_eq!(
+            mode(&shared),
+            0o755,
+            "install changed a directory it did not create"
+        );
+        uninstall(&paths, &NoServiceManager).unwrap();
+        let left: Vec<_> = fs::read_dir(&shared)
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(left, vec![std::ffi::OsString::from("syslog")]);
+    }
 }

@@ -156,6 +156,13 @@ impl ServiceManager for ScmManager {
         "scm"
     }
 
+    /// Opening the SCM with the right to create services is the reliable "are we an elevated
+    /// Administrator" test (a UAC-filtered token gets access denied).
+    fn check_available(&self) -> Result<(), ServiceError> {
+        self.scm(ServiceManagerAccess::CONNECT | ServiceManagerAccess::CREATE_SERVICE)
+            .map(drop)
+    }
+
     fn install(&self) -> Result<(), ServiceError> {
         let access = ServiceAccess::CHANGE_CONFIG
             | ServiceAccess::START
