@@ -1,0 +1,298 @@
+//! One kept-alive HTTPS connection to the intake, through a proxy tunnel when configured.
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::header::{HeaderValue, CONTENT_ENCODING, CONTENT_TYPE, HOST, RETRY_AFTER, USER_AGENT};
+use http::{Method, Request, StatusCode};
+use http_body_util::{BodyExt as _, Full, Limited};
+use hyper::client::conn::http1::SendRequest;
+use hyper_util::rt::TokioIo;
+use rustls::pki_types::ServerName;
+use tokio::net::TcpStream;
+use tokio_rustls::TlsConnector;
+
+use crate::config::TransportConfig;
+use crate::error::TransportError;
+use crate::proxy::{connect_tunnel, join_host_port, resolve_proxy, split_host_port, ProxyUrl};
+use crate::tls::client_config;
+
+/// Largest intake answer body we read (answers are small JSON documents).
+const MAX_ANSWER: usize = 64 * 1024;
+
+/// The intake's base URL, split for dialling and for building request paths.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Endpoint {
+    host: String,
+    port: u16,
+    prefix: String,
+}
+
+impl Endpoint {
+    /// Parses `https://host[:port][/prefix]`. Plain `http` is refused: intake traffic is
+    /// always encrypted and verified.
+    pub fn parse(url: &str) -> Result<Self, TransportError> {
+        let bad = |reason| TransportError::InvalidUrl {
+            url: url.to_owned(),
+            reason,
+        };
+        let rest = match url.split_once("://") {
+            Some((scheme, rest)) if scheme.eq_ignore_ascii_case("https") => rest,
+            _ => return Err(bad("the scheme must be https://")),
+        };
+        let (authority, path) = match rest.find(['/', '?', '#']) {
+            Some(i) => rest.split_at(i),
+            None => (rest, ""),
+        };
+        if authority.contains('@') {
+            return Err(bad("credentials in the intake URL are not supported"));
+        }
+        if path.contains(['?', '#']) {
+            return Err(bad("a query or fragment is not allowed"));
+        }
+        let (host, port) = split_host_port(authority, 443).ok_or(bad("expected host[:port]"))?;
+        Ok(Endpoint {
+            host,
+            port,
+            prefix: path.trim_end_matches('/').to_owned(),
+        })
+    }
+
+    /// `host:port`.
+    pub fn authority(&self) -> String {
+        join_host_port(&self.host, self.port)
+    }
+
+    /// The intake host name or address.
+    pub fn host(&self) -> &str {
+        &self.host
+    }
+
+    fn path(&self, suffix: &str) -> String {
+        format!("{}{suffix}", self.prefix)
+    }
+}
+
+/// What the intake answered.
+#[derive(Debug, Clone)]
+pub struct IntakeAnswer {
+    /// HTTP status.
+    pub status: StatusCode,
+    /// `Retry-After` in seconds, when present.
+    pub retry_after: Option<Duration>,
+    /// The answer body (truncated to 64 KiB).
+    pub body: Bytes,
+}
+
+/// A POST to the intake.
+#[derive(Debug, Clone)]
+pub struct IntakePost<'a> {
+    /// Path under the base URL, e.g. `/batch`.
+    pub path: &'a str,
+    /// `Content-Type`.
+    pub content_type: &'static str,
+    /// Extra header (the intake key of `/plain/batch`).
+    pub header: Option<(&'static str, &'a str)>,
+    /// gzip-compressed body.
+    pub body: Bytes,
+}
+
+/// HTTPS client for one intake, reusing one kept-alive connection across requests.
+pub struct IntakeClient {
+    endpoint: Endpoint,
+    proxy: Option<ProxyUrl>,
+    tls: TlsConnector,
+    server_name: ServerName<'static>,
+    timeout: Duration,
+    user_agent: HeaderValue,
+    conn: Option<SendRequest<Full<Bytes>>>,
+}
+
+impl std::fmt::Debug for IntakeClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("IntakeClient")
+            .field("endpoint", &self.endpoint)
+            .field("proxy", &self.proxy)
+            .field("timeout", &self.timeout)
+            .field("connected", &self.conn.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+impl IntakeClient {
+    /// Validates the URLs, loads the trust roots and picks the proxy (configured, or
+    /// from the environment). Does not connect yet.
+    pub fn new(cfg: &TransportConfig) -> Result<Self, TransportError> {
+        let endpoint = Endpoint::parse(&cfg.base_url)?;
+        let proxy = resolve_proxy(
+            cfg.proxy.as_deref(),
+            cfg.proxy_from_env,
+            endpoint.host(),
+            |n| std::env::var(n).ok(),
+        )?;
+        let tls = TlsConnector::from(client_config(cfg.extra_ca_file.as_deref())?);
+        let server_name = ServerName::try_from(endpoint.host.clone()).map_err(|_| {
+            TransportError::InvalidUrl {
+                url: cfg.base_url.clone(),
+                reason: "the host is not a valid DNS name or IP address",
+            }
+        })?;
+        let user_agent = HeaderValue::from_str(&cfg.user_agent)
+            .unwrap_or(HeaderValue::from_static("endpoint-agent"));
+        if let Some(p) = &proxy {
+            tracing::info!(proxy = %p, intake = %endpoint.authority(), "intake traffic goes through a proxy");
+        }
+        Ok(IntakeClient {
+            endpoint,
+            proxy,
+            tls,
+            server_name,
+            timeout: cfg.request_timeout,
+            user_agent,
+            conn: None,
+        })
+    }
+
+    /// The proxy in use, if any.
+    pub fn proxy(&self) -> Option<&ProxyUrl> {
+        self.proxy.as_ref()
+    }
+
+    /// Sends one POST and reads the answer, all within the request timeout. Any error
+    /// drops the connection so the next attempt starts afresh.
+    pub async fn post(&mut self, post: IntakePost<'_>) -> Result<IntakeAnswer, TransportError> {
+        let res = match tokio::time::timeout(self.timeout, self.post_inner(post)).await {
+            Ok(res) => res,
+            Err(_) => Err(TransportError::Timeout(self.timeout)),
+        };
+        if res.is_err() {
+            self.conn = None;
+        }
+        res
+    }
+
+    async fn post_inner(&mut self, post: IntakePost<'_>) -> Result<IntakeAnswer, TransportError> {
+        let mut kept = self.conn.take().filter(|s| !s.is_closed());
+        if let Some(s) = kept.as_mut() {
+            if s.ready().await.is_err() {
+                kept = None;
+            }
+        }
+        let reused = kept.is_some();
+        let mut sender = match kept {
+            Some(s) => s,
+            None => self.connect().await?,
+        };
+        let result = match sender.send_request(self.request(&post)?).await {
+            Err(e) if reused && (e.is_canceled() || e.is_incomplete_message()) => {
+                // The kept-alive connection died while idle: one fresh try right away.
+                tracing::debug!(error = %e, "kept-alive intake connection was closed, reconnecting");
+                sender = self.connect().await?;
+                sender.send_request(self.request(&post)?).await
+            }
+            other => other,
+        };
+        let resp = result?;
+        let status = resp.status();
+        let retry_after = resp
+            .headers()
+            .get(RETRY_AFTER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .map(Duration::from_secs);
+        let body = match Limited::new(resp.into_body(), MAX_ANSWER).collect().await {
+            Ok(b) => b.to_bytes(),
+            // An oversized or broken answer body: the status is what matters, but the
+            // connection is not reusable.
+            Err(_) => {
+                return Ok(IntakeAnswer {
+                    status,
+                    retry_after,
+                    body: Bytes::new(),
+                })
+            }
+        };
+        self.conn = Some(sender);
+        Ok(IntakeAnswer {
+            status,
+            retry_after,
+            body,
+        })
+    }
+
+    fn request(&self, post: &IntakePost<'_>) -> Result<Request<Full<Bytes>>, TransportError> {
+        let mut req = Request::builder()
+            .method(Method::POST)
+            .uri(self.endpoint.path(post.path))
+            .header(HOST, self.endpoint.authority())
+            .header(USER_AGENT, self.user_agent.clone())
+            .header(CONTENT_TYPE, post.content_type)
+            .header(CONTENT_ENCODING, "gzip");
+        if let Some((name, value)) = post.header {
+            req = req.header(name, value);
+        }
+        Ok(req.body(Full::new(post.body.clone()))?)
+    }
+
+    async fn connect(&mut self) -> Result<SendRequest<Full<Bytes>>, TransportError> {
+        let target = self.endpoint.authority();
+        let dial = match &self.proxy {
+            Some(p) => p.addr(),
+            None => target.clone(),
+        };
+        let mut tcp =
+            TcpStream::connect(&dial)
+                .await
+                .map_err(|source| TransportError::Connect {
+                    addr: dial.clone(),
+                    source,
+                })?;
+        let _ = tcp.set_nodelay(true);
+        if let Some(p) = &self.proxy {
+            connect_tunnel(&mut tcp, p, &target).await?;
+        }
+        let tls = self
+            .tls
+            .connect(self.server_name.clone(), tcp)
+            .await
+            .map_err(|source| TransportError::Tls {
+                host: self.endpoint.host.clone(),
+                source,
+            })?;
+        let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tls)).await?;
+        tokio::spawn(async move {
+            if let Err(e) = conn.await {
+                tracing::debug!(error = %e, "intake connection ended");
+            }
+        });
+        tracing::debug!(intake = %target, "connected to the intake");
+        Ok(sender)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_endpoints() {
+        let e = Endpoint::parse("https://intake.fra2.sekoia.io/api/v1/intake-http/").unwrap();
+        assert_eq!(e.authority(), "intake.fra2.sekoia.io:443");
+        assert_eq!(e.path("/batch"), "/api/v1/intake-http/batch");
+        let e = Endpoint::parse("https://127.0.0.1:8443").unwrap();
+        assert_eq!(e.path("/plain/batch"), "/plain/batch");
+        assert_eq!(
+            Endpoint::parse("https://[::1]:9").unwrap().authority(),
+            "[::1]:9"
+        );
+        for bad in [
+            "http://intake.sekoia.io",
+            "intake.sekoia.io",
+            "https://",
+            "https://h:x",
+            "https://u:p@h",
+        ] {
+            assert!(Endpoint::parse(bad).is_err(), "{bad}");
+        }
+    }
+}
