@@ -3,7 +3,7 @@
 
 use std::ffi::OsString;
 use std::sync::mpsc;
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use windows_service::service::{
@@ -11,7 +11,9 @@ use windows_service::service::{
     ServiceErrorControl, ServiceExitCode, ServiceFailureActions, ServiceFailureResetPeriod,
     ServiceInfo, ServiceStartType, ServiceState as WinState, ServiceStatus, ServiceType,
 };
-use windows_service::service_control_handler::{self, ServiceControlHandlerResult};
+use windows_service::service_control_handler::{
+    self, ServiceControlHandlerResult, ServiceStatusHandle,
+};
 use windows_service::service_manager::{ServiceManager as Scm, ServiceManagerAccess};
 use windows_service::{define_windows_service, service_dispatcher};
 
@@ -288,8 +290,20 @@ fn status(
 
 fn run_service() -> Result<(), windows_service::Error> {
     let (stop_tx, stop_rx) = mpsc::channel();
+    // The handler reports StopPending itself, so the SCM waits for the drain instead of
+    // declaring the service hung; it needs the handle, which exists only after `register`.
+    let handle_slot: Arc<OnceLock<ServiceStatusHandle>> = Arc::new(OnceLock::new());
+    let handler_slot = Arc::clone(&handle_slot);
     let handler = move |control| match control {
         ServiceControl::Stop | ServiceControl::Preshutdown | ServiceControl::Shutdown => {
+            if let Some(handle) = handler_slot.get() {
+                let _ = handle.set_service_status(status(
+                    WinState::StopPending,
+                    ServiceControlAccept::empty(),
+                    0,
+                    STOP_TIMEOUT,
+                ));
+            }
             // The receiver may already be gone if the body returned on its own.
             let _ = stop_tx.send(());
             ServiceControlHandlerResult::NoError
@@ -298,6 +312,7 @@ fn run_service() -> Result<(), windows_service::Error> {
         _ => ServiceControlHandlerResult::NotImplemented,
     };
     let handle = service_control_handler::register(crate::SERVICE_NAME, handler)?;
+    let _ = handle_slot.set(handle);
     handle.set_service_status(status(
         WinState::Running,
         ServiceControlAccept::STOP | ServiceControlAccept::PRESHUTDOWN,
