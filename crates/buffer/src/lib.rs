@@ -66,6 +66,7 @@ mod position;
 mod reader;
 mod segment;
 mod shared;
+mod syncer;
 mod writer;
 
 use std::path::Path;

@@ -122,6 +122,7 @@ pub(crate) fn open(dir: &Path, opts: RingOptions) -> Result<(RingWriter, RingRea
     };
     let shared = Arc::new(Shared::new(dir.to_path_buf(), opts, state, lock));
     let (file, path) = create_segment(&shared, first_new)?;
+    ackfile::sync_dir(dir)?;
     let writer = RingWriter::new(Arc::clone(&shared), first_new, file, path, next_seq);
     let reader = RingReader::new(shared, ack);
     Ok((writer, reader))

@@ -146,10 +146,10 @@ impl RingReader {
     fn view(&mut self) -> (Option<SegView>, u64) {
         let state = self.shared.lock();
         let published_next = state.published_next_seq;
-        let Some(idx) = state.segments.iter().position(|s| s.number >= self.segment) else {
+        let idx = state.segments.partition_point(|s| s.number < self.segment);
+        let Some(seg) = state.segments.get(idx) else {
             return (None, published_next);
         };
-        let seg = &state.segments[idx];
         if seg.number != self.segment {
             self.segment = seg.number;
             self.offset = 0;
@@ -192,59 +192,73 @@ impl RingReader {
                 self.offset = 0;
                 continue;
             };
-            let start = (self.offset - self.buf_start) as usize;
-            let end = ((limit - self.buf_start) as usize).min(self.buf.len());
-            let at_end = self.buf_start + end as u64 >= limit;
-            match frame::decode(&self.buf[start..end]) {
-                Decoded::Record {
-                    seq,
-                    payload,
-                    frame_len,
-                } => {
-                    if !out.is_empty() && bytes + payload.len() > max_bytes {
+            // Decode as many frames as the buffer holds before looking at the shared
+            // state again.
+            loop {
+                if out.len() >= max_records {
+                    return Ok(());
+                }
+                let start = (self.offset - self.buf_start) as usize;
+                let end = ((limit - self.buf_start) as usize).min(self.buf.len());
+                let at_end = self.buf_start + end as u64 >= limit;
+                match frame::decode(&self.buf[start.min(end)..end]) {
+                    Decoded::Record {
+                        seq,
+                        payload,
+                        frame_len,
+                    } => {
+                        if !out.is_empty() && bytes + payload.len() > max_bytes {
+                            return Ok(());
+                        }
+                        self.offset += frame_len as u64;
+                        want = HEADER_LEN as u64;
+                        // Sequence numbers only grow; anything else is stale and skipped.
+                        if self.last_seq.is_none_or(|last| seq > last) {
+                            bytes += payload.len();
+                            out.push((
+                                Position::new(seq, view.number, self.offset),
+                                payload.to_vec(),
+                            ));
+                            self.last_seq = Some(seq);
+                        }
+                    }
+                    Decoded::BadPayload { frame_len } => {
+                        *corrupt += 1;
+                        self.offset += frame_len as u64;
+                        want = HEADER_LEN as u64;
+                    }
+                    // Clean end of the visible data: look at the shared state again.
+                    Decoded::Incomplete { .. } if self.offset >= limit && limit == view.visible => {
                         break;
                     }
-                    self.offset += frame_len as u64;
-                    want = HEADER_LEN as u64;
-                    // Sequence numbers only grow; anything else is stale and skipped.
-                    if self.last_seq.is_none_or(|last| seq > last) {
-                        bytes += payload.len();
-                        out.push((
-                            Position::new(seq, view.number, self.offset),
-                            payload.to_vec(),
-                        ));
-                        self.last_seq = Some(seq);
+                    Decoded::Incomplete { needed } if !at_end => {
+                        want = needed.map_or(want.saturating_mul(2), |n| n as u64);
+                        break;
                     }
-                }
-                Decoded::BadPayload { frame_len } => {
-                    *corrupt += 1;
-                    self.offset += frame_len as u64;
-                    want = HEADER_LEN as u64;
-                }
-                Decoded::Incomplete { needed } if !at_end => {
-                    want = needed.map_or(want.saturating_mul(2), |n| n as u64);
-                }
-                Decoded::BadHeader if !at_end => {
-                    // Resynchronising needs the rest of the segment.
-                    want = view.visible - self.offset;
-                }
-                Decoded::Incomplete { .. } if !view.sealed => {
-                    // Cannot happen for data the writer published; wait for more.
-                    self.seen_next_seq = published_next;
-                    break;
-                }
-                Decoded::Incomplete { .. } => {
-                    // Torn tail of a sealed segment.
-                    *corrupt += 1;
-                    self.offset = view.visible;
-                }
-                Decoded::BadHeader => {
-                    *corrupt += 1;
-                    self.offset = match frame::resync(&self.buf[start..end], 1) {
-                        Some(skip) => self.offset + skip as u64,
-                        None => view.visible,
-                    };
-                    want = HEADER_LEN as u64;
+                    Decoded::BadHeader if !at_end => {
+                        // Resynchronising needs the rest of the segment.
+                        want = view.visible - self.offset;
+                        break;
+                    }
+                    Decoded::Incomplete { .. } if !view.sealed => {
+                        // Cannot happen for data the writer published; wait for more.
+                        self.seen_next_seq = published_next;
+                        return Ok(());
+                    }
+                    Decoded::Incomplete { .. } => {
+                        // Torn tail of a sealed segment.
+                        *corrupt += 1;
+                        self.offset = view.visible;
+                        break;
+                    }
+                    Decoded::BadHeader => {
+                        *corrupt += 1;
+                        self.offset = match frame::resync(&self.buf[start..end], 1) {
+                            Some(skip) => self.offset + skip as u64,
+                            None => view.visible,
+                        };
+                        want = HEADER_LEN as u64;
+                    }
                 }
             }
         }

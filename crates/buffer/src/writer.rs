@@ -6,12 +6,12 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Instant;
 
-use crate::ackfile::sync_dir;
 use crate::error::{io_at, RingError};
 use crate::frame::{self, HEADER_LEN};
 use crate::position::{Position, RingStats};
 use crate::segment::{segment_path, SegMeta};
 use crate::shared::Shared;
+use crate::syncer::{Job, Syncer};
 
 /// Appends records to the ring. Owned by one thread; never blocks on a full ring.
 #[derive(Debug)]
@@ -32,11 +32,13 @@ pub struct RingWriter {
     next_seq: u64,
     published_next_seq: u64,
     last_sync: Instant,
-    /// Data was written since the last fdatasync.
+    /// Data was written to `file` since its last fdatasync was started.
     dirty: bool,
+    syncer: Syncer,
 }
 
-/// Creates segment `number` after making room for it under the capacity.
+/// Creates segment `number` after making room for it under the capacity. The caller
+/// makes the directory entry durable.
 pub(crate) fn create_segment(shared: &Shared, number: u64) -> Result<(File, PathBuf), RingError> {
     let path = segment_path(&shared.dir, number);
     let mut state = shared.lock();
@@ -48,8 +50,6 @@ pub(crate) fn create_segment(shared: &Shared, number: u64) -> Result<(File, Path
         .open(&path)
         .map_err(io_at(&path))?;
     state.segments.push_back(SegMeta::empty(number));
-    drop(state);
-    sync_dir(&shared.dir)?;
     Ok((file, path))
 }
 
@@ -77,6 +77,7 @@ impl RingWriter {
             published_next_seq: next_seq,
             last_sync: Instant::now(),
             dirty: false,
+            syncer: Syncer::start(),
         }
     }
 
@@ -126,8 +127,9 @@ impl RingWriter {
         Ok(last)
     }
 
-    /// Hands buffered records to the OS and fdatasyncs: everything appended so far
-    /// survives a crash once this returns.
+    /// Hands buffered records to the OS and fdatasyncs (waiting for background syncs of
+    /// earlier segments too): everything appended so far survives a crash or power loss
+    /// once this returns.
     pub fn flush(&mut self) -> Result<(), RingError> {
         self.publish()?;
         if self.dirty {
@@ -135,7 +137,7 @@ impl RingWriter {
             self.dirty = false;
         }
         self.last_sync = Instant::now();
-        Ok(())
+        self.syncer.wait()
     }
 
     /// Flushes if `flush_interval` has passed since the last sync. Call this when the
@@ -152,9 +154,18 @@ impl RingWriter {
         self.shared.lock().stats()
     }
 
+    /// Starts a background fdatasync of the active segment when `flush_interval` has
+    /// passed, and reports any failure of an earlier background sync.
     fn sync_if_due(&mut self) -> Result<(), RingError> {
+        self.syncer.take_error()?;
         if self.last_sync.elapsed() >= self.shared.opts.flush_interval {
-            self.flush()?;
+            self.publish()?;
+            if self.dirty {
+                let clone = self.file.try_clone().map_err(io_at(&self.path))?;
+                self.syncer.submit(Job::Data(clone, self.path.clone()))?;
+                self.dirty = false;
+            }
+            self.last_sync = Instant::now();
         }
         Ok(())
     }
@@ -176,13 +187,21 @@ impl RingWriter {
         Ok(pos)
     }
 
-    /// Seals the active segment (flushed and synced) and starts the next one.
+    /// Seals the active segment and starts the next one. The sealed segment and the
+    /// directory are synced by the background syncer.
     fn roll(&mut self) -> Result<(), RingError> {
-        self.flush()?;
+        self.publish()?;
+        self.syncer.take_error()?;
         let next = self.active + 1;
         let (file, path) = create_segment(&self.shared, next)?;
-        self.file = file;
-        self.path = path;
+        let sealed = std::mem::replace(&mut self.file, file);
+        let sealed_path = std::mem::replace(&mut self.path, path);
+        if self.dirty {
+            self.syncer.submit(Job::Data(sealed, sealed_path))?;
+        }
+        self.syncer.submit(Job::Dir(self.shared.dir.clone()))?;
+        self.dirty = false;
+        self.last_sync = Instant::now();
         self.active = next;
         self.active_len = 0;
         self.published_len = 0;
