@@ -8,10 +8,14 @@
 
 pub mod event;
 pub mod msgtype;
+#[cfg(target_os = "linux")]
+pub mod netlink;
 pub mod proctable;
 pub mod reassembly;
 pub mod record;
 pub mod rule;
+#[cfg(target_os = "linux")]
+pub mod session;
 pub mod sockaddr;
 
 pub use event::AuditEvent;

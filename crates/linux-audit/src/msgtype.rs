@@ -24,9 +24,9 @@ pub const AUDIT_CWD: u16 = 1307;
 /// `AUDIT_EXECVE`: execve arguments.
 pub const AUDIT_EXECVE: u16 = 1309;
 /// `AUDIT_EOE`: end of multi-record event.
-pub const AUDIT_EOE: u16 = 1319;
+pub const AUDIT_EOE: u16 = 1320;
 /// `AUDIT_PROCTITLE`: the process title (command line) of the process.
-pub const AUDIT_PROCTITLE: u16 = 1326;
+pub const AUDIT_PROCTITLE: u16 = 1327;
 
 /// Every known type, sorted by number.
 static TYPES: &[(u16, &str)] = &[
@@ -109,35 +109,35 @@ static TYPES: &[(u16, &str)] = &[
     (1307, "CWD"),
     (1308, "FS_INODE"),
     (1309, "EXECVE"),
-    (1310, "IPC_SET_PERM"),
-    (1311, "MQ_OPEN"),
-    (1312, "MQ_SENDRECV"),
-    (1313, "MQ_NOTIFY"),
-    (1314, "MQ_GETSETATTR"),
-    (1315, "KERNEL_OTHER"),
-    (1316, "FD_PAIR"),
-    (1317, "OBJ_PID"),
-    (1318, "TTY"),
-    (1319, "EOE"),
-    (1320, "BPRM_FCAPS"),
-    (1321, "CAPSET"),
-    (1322, "MMAP"),
-    (1323, "NETFILTER_PKT"),
-    (1324, "NETFILTER_CFG"),
-    (1325, "SECCOMP"),
-    (1326, "PROCTITLE"),
-    (1327, "FEATURE_CHANGE"),
-    (1328, "REPLACE"),
-    (1329, "KERN_MODULE"),
-    (1330, "FANOTIFY"),
-    (1331, "TIME_INJOFFSET"),
-    (1332, "TIME_ADJNTPVAL"),
-    (1333, "BPF"),
-    (1334, "EVENT_LISTENER"),
-    (1335, "URINGOP"),
-    (1336, "OPENAT2"),
-    (1337, "DM_CTRL"),
-    (1338, "DM_EVENT"),
+    (1311, "IPC_SET_PERM"),
+    (1312, "MQ_OPEN"),
+    (1313, "MQ_SENDRECV"),
+    (1314, "MQ_NOTIFY"),
+    (1315, "MQ_GETSETATTR"),
+    (1316, "KERNEL_OTHER"),
+    (1317, "FD_PAIR"),
+    (1318, "OBJ_PID"),
+    (1319, "TTY"),
+    (1320, "EOE"),
+    (1321, "BPRM_FCAPS"),
+    (1322, "CAPSET"),
+    (1323, "MMAP"),
+    (1324, "NETFILTER_PKT"),
+    (1325, "NETFILTER_CFG"),
+    (1326, "SECCOMP"),
+    (1327, "PROCTITLE"),
+    (1328, "FEATURE_CHANGE"),
+    (1329, "REPLACE"),
+    (1330, "KERN_MODULE"),
+    (1331, "FANOTIFY"),
+    (1332, "TIME_INJOFFSET"),
+    (1333, "TIME_ADJNTPVAL"),
+    (1334, "BPF"),
+    (1335, "EVENT_LISTENER"),
+    (1336, "URINGOP"),
+    (1337, "OPENAT2"),
+    (1338, "DM_CTRL"),
+    (1339, "DM_EVENT"),
     (1400, "AVC"),
     (1401, "SELINUX_ERR"),
     (1402, "AVC_PATH"),
@@ -282,6 +282,12 @@ mod tests {
             assert_eq!(type_number(s), Some(n));
         }
         assert_eq!(type_number("UNKNOWN[1329]"), Some(1329));
+        // Spot checks against linux/audit.h.
+        assert_eq!(type_number("EOE"), Some(AUDIT_EOE));
+        assert_eq!(AUDIT_EOE, 1320);
+        assert_eq!(type_name(1321), Some("BPRM_FCAPS"));
+        assert_eq!(type_name(1327), Some("PROCTITLE"));
+        assert_eq!(type_name(1339), Some("DM_EVENT"));
         assert_eq!(type_name(9999), None);
         assert_eq!(type_number("NOPE"), None);
     }

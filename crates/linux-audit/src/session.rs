@@ -1,0 +1,260 @@
+//! An audit collection session: our rules loaded, records flowing, state restored on stop.
+//!
+//! Starting a session records the audit status found, refuses unicast mode when another
+//! daemon is registered (with what to do about it), opens the event socket (registering as
+//! the audit daemon, or joining the multicast group), loads our rules (first a rule
+//! excluding the agent's own pid) and enables auditing. Rules that already existed are not
+//! ours and are left alone. Stopping (or dropping) removes exactly the rules we added,
+//! unregisters, and restores the enabled flag and limits we changed.
+
+use std::time::{Duration, Instant};
+
+use crate::event::AuditEvent;
+use crate::netlink::{detect_conflicts, AuditSocket, Conflict, NetlinkError, Status, StatusUpdate};
+use crate::reassembly::{self, Reassembler};
+use crate::record::parse_netlink;
+use crate::rule::{compile, Arch, RuleData};
+
+/// How records are received.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Mode {
+    /// Register as the audit daemon (default; no other daemon may run).
+    #[default]
+    Unicast,
+    /// Listen on the multicast group beside an existing daemon (rules are still ours).
+    Multicast,
+}
+
+/// Session settings.
+#[derive(Debug, Clone)]
+pub struct SessionConfig {
+    /// Unicast or multicast.
+    pub mode: Mode,
+    /// Backlog limit to set while running (restored on stop).
+    pub backlog_limit: Option<u32>,
+    /// Rate limit to set while running (restored on stop).
+    pub rate_limit: Option<u32>,
+    /// Load `-a never,exit -F pid=<own pid>` before our rules.
+    pub exclude_self: bool,
+    /// Reassembly settings.
+    pub reassembly: reassembly::Config,
+}
+
+impl Default for SessionConfig {
+    fn default() -> Self {
+        SessionConfig {
+            mode: Mode::Unicast,
+            backlog_limit: Some(8192),
+            rate_limit: None,
+            exclude_self: true,
+            reassembly: reassembly::Config::default(),
+        }
+    }
+}
+
+/// Counters of a session.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SessionStats {
+    /// Reassembly counters (including serial gaps as `lost`).
+    pub reassembly: reassembly::Stats,
+    /// Records that did not parse.
+    pub parse_errors: u64,
+    /// Records the kernel lost since the session started (from the status `lost` counter).
+    pub kernel_lost: u32,
+}
+
+/// A running session; see the module documentation.
+#[derive(Debug)]
+pub struct AuditSession {
+    ctl: AuditSocket,
+    events: AuditSocket,
+    before: Status,
+    restore: StatusUpdate,
+    added: Vec<RuleData>,
+    registered: bool,
+    reassembler: Reassembler,
+    parse_errors: u64,
+    kernel_lost: u32,
+    conflicts: Vec<Conflict>,
+    stopped: bool,
+}
+
+impl AuditSession {
+    /// Starts a session loading `rules` (see the module documentation).
+    pub fn start(cfg: &SessionConfig, rules: &[RuleData]) -> Result<Self, NetlinkError> {
+        let mut ctl = AuditSocket::open()?;
+        let before = ctl.get_status()?;
+        if before.enabled == 2 {
+            return Err(NetlinkError::Conflict(
+                "the audit configuration is locked (enabled=2, `-e 2`): rules cannot change \
+                 until reboot; remove `-e 2` from /etc/audit/rules.d and reboot"
+                    .into(),
+            ));
+        }
+        let conflicts = detect_conflicts(&before);
+        if cfg.mode == Mode::Unicast {
+            if let Some(c) = conflicts
+                .iter()
+                .find(|c| matches!(c, Conflict::AuditDaemon { .. }))
+            {
+                return Err(NetlinkError::Conflict(c.message()));
+            }
+        }
+        let events = match cfg.mode {
+            Mode::Unicast => AuditSocket::open()?,
+            Mode::Multicast => AuditSocket::open_multicast()?,
+        };
+        let mut s = AuditSession {
+            ctl,
+            events,
+            before,
+            restore: StatusUpdate::default(),
+            added: Vec::new(),
+            registered: false,
+            reassembler: Reassembler::new(cfg.reassembly),
+            parse_errors: 0,
+            kernel_lost: before.lost,
+            conflicts,
+            stopped: false,
+        };
+        // From here on, Drop undoes whatever was done if a later step fails.
+        if cfg.mode == Mode::Unicast {
+            s.events.register()?;
+            s.registered = true;
+        }
+        let mut limits = StatusUpdate::default();
+        if let Some(b) = cfg.backlog_limit.filter(|&b| b != before.backlog_limit) {
+            limits.backlog_limit = Some(b);
+            s.restore.backlog_limit = Some(before.backlog_limit);
+        }
+        if let Some(r) = cfg.rate_limit.filter(|&r| r != before.rate_limit) {
+            limits.rate_limit = Some(r);
+            s.restore.rate_limit = Some(before.rate_limit);
+        }
+        if limits != StatusUpdate::default() {
+            s.ctl.set_status(&limits)?;
+        }
+        if cfg.exclude_self {
+            let arch = Arch::native().unwrap_or(Arch::X86_64);
+            let own = compile(
+                &format!("-a never,exit -F pid={}", std::process::id()),
+                arch,
+            )
+            .map_err(|e| NetlinkError::Protocol(e.to_string()))?;
+            s.add(&own)?;
+        }
+        for r in rules {
+            s.add(r)?;
+        }
+        if before.enabled == 0 {
+            s.ctl.set_status(&StatusUpdate {
+                enabled: Some(1),
+                ..StatusUpdate::default()
+            })?;
+            s.restore.enabled = Some(0);
+        }
+        Ok(s)
+    }
+
+    fn add(&mut self, r: &RuleData) -> Result<(), NetlinkError> {
+        match self.ctl.add_rule(r) {
+            Ok(()) => {
+                self.added.push(r.clone());
+                Ok(())
+            }
+            // Already loaded by someone else: not ours to remove later.
+            Err(NetlinkError::Kernel { errno, .. }) if errno == libc::EEXIST => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Other audit consumers found at start (journald's multicast listener, or the daemon
+    /// beside which a multicast session runs), with [`Conflict::message`] to log.
+    pub fn conflicts(&self) -> &[Conflict] {
+        &self.conflicts
+    }
+
+    /// The status found before the session changed anything.
+    pub fn status_before(&self) -> Status {
+        self.before
+    }
+
+    /// The rules this session added (and will remove).
+    pub fn added_rules(&self) -> &[RuleData] {
+        &self.added
+    }
+
+    /// The control socket, for status queries and listing rules.
+    pub fn control(&mut self) -> &mut AuditSocket {
+        &mut self.ctl
+    }
+
+    /// Receives records for up to `timeout` and returns the events they completed, and
+    /// those whose reassembly timed out.
+    pub fn recv(&mut self, timeout: Duration) -> Result<Vec<AuditEvent>, NetlinkError> {
+        let msgs = self.events.recv_records(timeout)?;
+        let now = Instant::now();
+        let mut out = Vec::new();
+        for m in msgs {
+            match parse_netlink(m.msg_type, &m.payload) {
+                Ok(r) => self.reassembler.push_at(r, now, &mut out),
+                Err(_) => self.parse_errors += 1,
+            }
+        }
+        self.reassembler.tick_into(now, &mut out);
+        Ok(out)
+    }
+
+    /// Counters; queries the kernel's lost counter.
+    pub fn stats(&mut self) -> SessionStats {
+        if let Ok(st) = self.ctl.get_status() {
+            self.kernel_lost = st.lost;
+        }
+        SessionStats {
+            reassembly: self.reassembler.stats(),
+            parse_errors: self.parse_errors,
+            kernel_lost: self.kernel_lost.wrapping_sub(self.before.lost),
+        }
+    }
+
+    /// Removes our rules, unregisters and restores the status; returns pending events.
+    pub fn stop(mut self) -> Result<Vec<AuditEvent>, NetlinkError> {
+        self.cleanup()?;
+        Ok(self.reassembler.flush())
+    }
+
+    fn cleanup(&mut self) -> Result<(), NetlinkError> {
+        if self.stopped {
+            return Ok(());
+        }
+        self.stopped = true;
+        let mut first_err = None;
+        for r in self.added.drain(..).rev().collect::<Vec<_>>() {
+            match self.ctl.delete_rule(&r) {
+                Ok(()) => {}
+                Err(NetlinkError::Kernel { errno, .. }) if errno == libc::ENOENT => {}
+                Err(e) => {
+                    first_err.get_or_insert(e);
+                }
+            }
+        }
+        if self.restore != StatusUpdate::default() {
+            if let Err(e) = self.ctl.set_status(&self.restore) {
+                first_err.get_or_insert(e);
+            }
+        }
+        if self.registered {
+            self.registered = false;
+            if let Err(e) = self.events.unregister() {
+                first_err.get_or_insert(e);
+            }
+        }
+        first_err.map_or(Ok(()), Err)
+    }
+}
+
+impl Drop for AuditSession {
+    fn drop(&mut self) {
+        let _ = self.cleanup();
+    }
+}

@@ -1,0 +1,388 @@
+//! Tests against the real kernel audit subsystem (root required; CI runs as root).
+//!
+//! They change global kernel state, so they are serialized (a process-wide mutex plus a
+//! file lock against other processes) and a guard restores the rules and status found
+//! before, even when an assertion fails. `auditctl` (auditd package, daemon not running)
+//! cross-checks what our netlink client did.
+#![cfg(target_os = "linux")]
+
+use std::collections::{BTreeSet, HashSet};
+use std::os::fd::AsRawFd;
+use std::process::Command;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use agent_linux_audit::netlink::{AuditSocket, StatusUpdate};
+use agent_linux_audit::rule::{compile, parse_rule_file, Arch, RuleData, RuleLine};
+use agent_linux_audit::session::{AuditSession, SessionConfig};
+use agent_linux_audit::AuditEvent;
+
+static SERIAL: Mutex<()> = Mutex::new(());
+
+/// Holds the test lock and restores the kernel's audit rules and status on drop.
+struct KernelGuard {
+    _lock: MutexGuard<'static, ()>,
+    _file: std::fs::File,
+    rules: Vec<RuleData>,
+    status: agent_linux_audit::netlink::Status,
+    extra_cleanup: Vec<String>,
+}
+
+impl KernelGuard {
+    fn take() -> KernelGuard {
+        let lock = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
+        // SAFETY: geteuid has no preconditions.
+        assert_eq!(
+            unsafe { libc::geteuid() },
+            0,
+            "the kernel audit tests need root (CI runs them as root)"
+        );
+        let file = std::fs::File::create("/tmp/agent-linux-audit-kernel-tests.lock").unwrap();
+        // SAFETY: flock on a descriptor we own; blocks until other processes release it.
+        assert_eq!(unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX) }, 0);
+        let mut s = AuditSocket::open().expect("open NETLINK_AUDIT (kernel built with audit?)");
+        let status = s.get_status().unwrap();
+        assert_eq!(
+            status.pid, 0,
+            "an audit daemon (pid {}) is registered: stop auditd before running these tests",
+            status.pid
+        );
+        KernelGuard {
+            _lock: lock,
+            _file: file,
+            rules: s.list_rules().unwrap(),
+            status,
+            extra_cleanup: Vec::new(),
+        }
+    }
+}
+
+impl Drop for KernelGuard {
+    fn drop(&mut self) {
+        for args in &self.extra_cleanup {
+            let _ = Command::new("auditctl").args(args.split(' ')).output();
+        }
+        let Ok(mut s) = AuditSocket::open() else {
+            return;
+        };
+        if let Ok(now) = s.list_rules() {
+            for r in now.iter().filter(|r| !self.rules.contains(r)) {
+                let _ = s.delete_rule(r);
+            }
+        }
+        let st = self.status;
+        let _ = s.set_status(&StatusUpdate {
+            enabled: Some(st.enabled),
+            failure: Some(st.failure),
+            rate_limit: Some(st.rate_limit),
+            backlog_limit: Some(st.backlog_limit),
+            ..StatusUpdate::default()
+        });
+        if let Ok(cur) = s.get_status() {
+            if cur.pid == std::process::id() {
+                let _ = s.set_status(&StatusUpdate {
+                    pid: Some(0),
+                    ..StatusUpdate::default()
+                });
+            }
+        }
+    }
+}
+
+fn auditctl(args: &[&str]) -> String {
+    let out = Command::new("auditctl")
+        .args(args)
+        .output()
+        .expect("auditctl (package auditd) must be installed");
+    assert!(out.status.success(), "auditctl {args:?}: {out:?}");
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// `auditctl -s` without the counters that move on their own.
+fn auditctl_state() -> Vec<String> {
+    auditctl(&["-s"])
+        .lines()
+        .filter(|l| {
+            let k = l.split(' ').next().unwrap_or("");
+            matches!(
+                k,
+                "enabled"
+                    | "failure"
+                    | "pid"
+                    | "rate_limit"
+                    | "backlog_limit"
+                    | "backlog_wait_time"
+            )
+        })
+        .map(str::to_owned)
+        .collect()
+}
+
+fn auditctl_rules() -> Vec<String> {
+    auditctl(&["-l"])
+        .lines()
+        .filter(|l| *l != "No rules")
+        .map(str::to_owned)
+        .collect()
+}
+
+fn arch() -> Arch {
+    Arch::native().expect("x86_64 or aarch64")
+}
+
+fn rule(text: &str) -> RuleData {
+    compile(text, arch()).unwrap_or_else(|e| panic!("{text}: {e}"))
+}
+
+#[test]
+fn kernel_rules_load_and_unload_exactly_ours_and_restore_state() {
+    let mut guard = KernelGuard::take();
+    // Someone else's rule, loaded before us, must survive untouched.
+    let foreign = "-a always,exit -F arch=b64 -S chmod -F key=foreign-test";
+    auditctl(&[
+        "-a",
+        "always,exit",
+        "-F",
+        "arch=b64",
+        "-S",
+        "chmod",
+        "-k",
+        "foreign-test",
+    ]);
+    guard.extra_cleanup.push(format!("-d {}", &foreign[3..]));
+    let rules_before = auditctl_rules();
+    let state_before = auditctl_state();
+    assert!(rules_before.iter().any(|l| l.contains("foreign-test")));
+
+    let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/rules/default.rules"))
+        .expect("default rule file");
+    let mut ours: Vec<RuleData> = parse_rule_file(&text, arch())
+        .unwrap()
+        .into_iter()
+        .map(|l| match l {
+            RuleLine::Rule { data, .. } => data,
+            RuleLine::Control(c) => panic!("control line in default rules: {c:?}"),
+        })
+        .collect();
+    // Also the foreign rule itself: already present, so not ours to remove.
+    ours.push(rule(foreign));
+    assert!(ours.len() > 10);
+
+    let session = AuditSession::start(&SessionConfig::default(), &ours).unwrap();
+    let during = auditctl_state();
+    assert!(during.contains(&"enabled 1".to_string()), "{during:?}");
+    assert!(
+        during.contains(&format!("pid {}", std::process::id())),
+        "registered as the audit daemon: {during:?}"
+    );
+    assert!(
+        during.contains(&"backlog_limit 8192".to_string()),
+        "{during:?}"
+    );
+
+    // auditctl lists the rules found before, then ours (own-pid exclusion first) in order:
+    // compiling each listed line gives back exactly the bytes we loaded.
+    let listed = auditctl_rules();
+    let added = session.added_rules().to_vec();
+    assert_eq!(
+        added.len(),
+        ours.len(),
+        "exclusion added, foreign rule skipped"
+    );
+    assert_eq!(
+        listed.len(),
+        rules_before.len() + added.len(),
+        "{listed:#?}"
+    );
+    assert_eq!(listed[..rules_before.len()], rules_before[..]);
+    for (line, want) in listed[rules_before.len()..].iter().zip(&added) {
+        assert_eq!(&rule(line), want, "auditctl lists {line:?}");
+    }
+    assert!(
+        listed[rules_before.len()].ends_with(&format!("-F pid={}", std::process::id())),
+        "own-pid exclusion first: {listed:#?}"
+    );
+
+    session.stop().unwrap();
+    assert_eq!(auditctl_rules(), rules_before);
+    assert_eq!(auditctl_state(), state_before);
+}
+
+/// Reads events in a thread while `work` runs, until `done(events)` or a deadline.
+fn collect_while(
+    rules: &[&str],
+    work: impl FnOnce(),
+    done: impl Fn(&[AuditEvent]) -> bool + Sync,
+) -> Vec<AuditEvent> {
+    let rules: Vec<RuleData> = rules.iter().map(|r| rule(r)).collect();
+    let mut session = AuditSession::start(&SessionConfig::default(), &rules).unwrap();
+    let stop = AtomicBool::new(false);
+    let events = std::thread::scope(|s| {
+        let reader = s.spawn(|| {
+            let mut events = Vec::new();
+            let mut deadline = None;
+            loop {
+                events.extend(session.recv(Duration::from_millis(100)).unwrap());
+                if done(&events) {
+                    break;
+                }
+                if stop.load(Ordering::SeqCst) {
+                    let d = *deadline.get_or_insert(Instant::now() + Duration::from_secs(30));
+                    if Instant::now() > d {
+                        break;
+                    }
+                }
+            }
+            events
+        });
+        work();
+        stop.store(true, Ordering::SeqCst);
+        reader.join().unwrap()
+    });
+    let stats = session.stats();
+    let mut events = events;
+    events.extend(session.stop().unwrap());
+    assert_eq!(stats.parse_errors, 0, "{stats:?}");
+    events
+}
+
+fn has_key(e: &AuditEvent, key: &str) -> bool {
+    e.keys().iter().any(|k| k == key)
+}
+
+#[test]
+fn kernel_execve_of_bin_true_1000_times_gives_1000_complete_events() {
+    let _guard = KernelGuard::take();
+    const N: usize = 1000;
+    let me = std::process::id();
+    let key = "agent-test-exec";
+    let rule = format!("-a always,exit -F arch=b64 -S execve -F ppid={me} -k {key}");
+    let mut pids = BTreeSet::new();
+    let events = collect_while(
+        &[&rule],
+        || {
+            for _ in 0..N {
+                let mut c = Command::new("/bin/true").spawn().expect("spawn /bin/true");
+                pids.insert(c.id());
+                assert!(c.wait().unwrap().success());
+            }
+        },
+        |ev| ev.iter().filter(|e| has_key(e, key)).count() >= N,
+    );
+    let ours: Vec<&AuditEvent> = events.iter().filter(|e| has_key(e, key)).collect();
+    assert_eq!(ours.len(), N, "one event per exec");
+    let mut seen = BTreeSet::new();
+    for e in &ours {
+        assert!(e.complete, "closed by EOE: {e:?}");
+        let types: HashSet<String> = e
+            .records
+            .iter()
+            .map(|r| r.type_name().into_owned())
+            .collect();
+        for t in ["SYSCALL", "EXECVE", "CWD", "PATH", "PROCTITLE"] {
+            assert!(types.contains(t), "{t} missing in {types:?}");
+        }
+        let sc = e.syscall().unwrap();
+        assert_eq!(sc.get("success").as_deref(), Some("yes"));
+        assert_eq!(sc.get_u64("ppid"), Some(u64::from(me)));
+        let pid = sc.get_u64("pid").unwrap() as u32;
+        assert!(seen.insert(pid), "pid {pid} twice");
+        assert_eq!(e.execve_args().unwrap(), ["/bin/true"]);
+        assert_eq!(e.proctitle().unwrap(), ["/bin/true"]);
+        assert_eq!(e.paths()[0].get("name").as_deref(), Some("/bin/true"));
+        assert_eq!(
+            e.cwd(),
+            std::env::current_dir().unwrap().to_str().map(str::to_owned)
+        );
+    }
+    assert_eq!(seen, pids, "exactly the children we spawned");
+}
+
+#[test]
+fn kernel_watched_directory_yields_create_rename_unlink() {
+    let _guard = KernelGuard::take();
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().canonicalize().unwrap();
+    let d = d.to_str().unwrap().to_owned();
+    let key = "agent-test-dir";
+    let events = collect_while(
+        &[&format!("-w {d} -p wa -k {key}")],
+        || {
+            // Our own pid is excluded: this write must not show up.
+            std::fs::write(format!("{d}/self.txt"), b"x").unwrap();
+            let script = format!("echo hi > {d}/a.txt && mv {d}/a.txt {d}/b.txt && rm {d}/b.txt");
+            assert!(Command::new("sh")
+                .args(["-c", &script])
+                .status()
+                .unwrap()
+                .success());
+        },
+        |ev| {
+            ev.iter().filter(|e| has_key(e, key)).any(|e| {
+                e.paths().iter().any(|p| {
+                    p.get("name").is_some_and(|n| n.ends_with("b.txt"))
+                        && p.get("nametype").as_deref() == Some("DELETE")
+                        && e.paths().len() == 2
+                })
+            })
+        },
+    );
+    let ours: Vec<&AuditEvent> = events.iter().filter(|e| has_key(e, key)).collect();
+    let syscall_names = |e: &AuditEvent| {
+        let sc = e.syscall().unwrap();
+        let arch = u32::from_str_radix(&sc.get("arch").unwrap(), 16).unwrap();
+        let nr = sc.get_u64("syscall").unwrap() as u32;
+        agent_linux_audit::rule::syscall_name(arch, nr)
+            .unwrap()
+            .to_owned()
+    };
+    let path_ops = |e: &AuditEvent| -> Vec<(String, String)> {
+        e.paths()
+            .iter()
+            .filter_map(|p| {
+                let name = p.get("name")?.into_owned();
+                let file = name.rsplit('/').next()?.to_owned();
+                Some((file, p.get("nametype")?.into_owned()))
+            })
+            .collect()
+    };
+    let find = |calls: &[&str], file: &str, nametype: &str| {
+        ours.iter().any(|e| {
+            calls.contains(&syscall_names(e).as_str())
+                && path_ops(e).contains(&(file.to_owned(), nametype.to_owned()))
+        })
+    };
+    let summary: Vec<_> = ours
+        .iter()
+        .map(|e| (syscall_names(e), path_ops(e)))
+        .collect();
+    assert!(
+        find(&["open", "openat", "creat"], "a.txt", "CREATE"),
+        "{summary:#?}"
+    );
+    assert!(
+        find(&["rename", "renameat", "renameat2"], "a.txt", "DELETE"),
+        "{summary:#?}"
+    );
+    assert!(
+        find(&["rename", "renameat", "renameat2"], "b.txt", "CREATE"),
+        "{summary:#?}"
+    );
+    assert!(
+        find(&["unlink", "unlinkat"], "b.txt", "DELETE"),
+        "{summary:#?}"
+    );
+    assert!(
+        !summary
+            .iter()
+            .any(|(_, p)| p.iter().any(|(f, _)| f == "self.txt")),
+        "the agent's own activity is excluded: {summary:#?}"
+    );
+    for e in &ours {
+        assert_ne!(
+            e.syscall().unwrap().get_u64("pid"),
+            Some(u64::from(std::process::id()))
+        );
+    }
+}
