@@ -10,6 +10,13 @@ use argh::FromArgs;
 
 /// Endpoint security agent: collects security events and ships them to the intake.
 #[derive(FromArgs, Debug)]
+#[argh(
+    help_triggers("-h", "--help", "help"),
+    note = "Run `agent <command> -h` for the help of a command; `agent config check -h` for the config checker.",
+    error_code(0, "success"),
+    error_code(1, "failure (for `config check`: the configuration is invalid)"),
+    error_code(2, "usage error, or a command that is not implemented yet")
+)]
 struct Cli {
     /// print the version and exit
     #[argh(switch)]
@@ -40,8 +47,42 @@ pub fn version_string() -> String {
     }
 }
 
+/// Parses the command line. Like `argh::from_env`, but `-h` is accepted everywhere as
+/// `--help` (argh only knows `--help` and `help`), and a usage error exits with status 2.
+fn parse_args() -> Cli {
+    let args: Vec<String> = std::env::args_os()
+        .skip(1)
+        .map(|a| a.to_string_lossy().into_owned())
+        .collect();
+    let mut options_ended = false;
+    let args: Vec<&str> = args
+        .iter()
+        .map(|a| {
+            options_ended |= a == "--";
+            if a == "-h" && !options_ended {
+                "--help"
+            } else {
+                a.as_str()
+            }
+        })
+        .collect();
+    match Cli::from_args(&["agent"], &args) {
+        Ok(cli) => cli,
+        Err(argh::EarlyExit { output, status }) => match status {
+            Ok(()) => {
+                print!("{output}");
+                std::process::exit(0)
+            }
+            Err(()) => {
+                eprint!("{output}");
+                std::process::exit(2)
+            }
+        },
+    }
+}
+
 fn main() -> ExitCode {
-    let cli: Cli = argh::from_env();
+    let cli = parse_args();
     if cli.version {
         println!("{}", version_string());
         return ExitCode::SUCCESS;

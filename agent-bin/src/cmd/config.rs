@@ -1,12 +1,14 @@
 //! `agent config check [PATH]`.
 
+use std::path::PathBuf;
 use std::process::ExitCode;
 
+use agent_config::{Config, ConfigError, Paths};
 use argh::FromArgs;
 
-/// inspect the agent configuration
+/// inspect the agent configuration: `agent config check [PATH]` validates a config.yaml
 #[derive(FromArgs, Debug)]
-#[argh(subcommand, name = "config")]
+#[argh(subcommand, name = "config", help_triggers("-h", "--help", "help"))]
 pub struct ConfigArgs {
     #[argh(subcommand)]
     command: ConfigCommand,
@@ -18,20 +20,49 @@ enum ConfigCommand {
     Check(CheckArgs),
 }
 
-/// validate a config.yaml and report every problem with its line and column
+/// validate a config.yaml: exit 0 when it is usable (warnings are printed), 1 with every
+/// problem found (file, line and column) otherwise
 #[derive(FromArgs, Debug)]
-#[argh(subcommand, name = "check")]
+#[argh(
+    subcommand,
+    name = "check",
+    help_triggers("-h", "--help", "help"),
+    note = "Without PATH, checks the installed config.yaml (/etc/endpoint-agent/config.yaml on Linux and macOS); the ENDPOINT_AGENT_CONFIG and ENDPOINT_AGENT_ROOT environment variables change that location. See docs/config.md for the keys.",
+    example = "agent config check /etc/endpoint-agent/config.yaml"
+)]
 struct CheckArgs {
     /// the file to check (default: the installed config.yaml)
     #[argh(positional)]
-    path: Option<std::path::PathBuf>,
+    path: Option<PathBuf>,
 }
 
 impl ConfigArgs {
     /// Runs the command.
     pub fn run(self) -> ExitCode {
         match self.command {
-            ConfigCommand::Check(_args) => super::not_implemented("config check"),
+            ConfigCommand::Check(args) => check(args),
+        }
+    }
+}
+
+fn check(args: CheckArgs) -> ExitCode {
+    let path = args.path.unwrap_or_else(|| Paths::from_env().config_file);
+    match Config::load(&path) {
+        Ok((_config, warnings)) => {
+            for w in &warnings {
+                eprintln!("{w}");
+            }
+            println!("{}: OK", path.display());
+            ExitCode::SUCCESS
+        }
+        Err(e @ ConfigError::Read { .. }) => {
+            eprintln!("{e}");
+            ExitCode::FAILURE
+        }
+        Err(e) => {
+            eprintln!("{e}");
+            eprintln!("{}: invalid configuration", path.display());
+            ExitCode::FAILURE
         }
     }
 }

@@ -4,9 +4,9 @@ use std::process::ExitCode;
 
 use argh::FromArgs;
 
-/// update the agent to the latest release
+/// update the agent to the latest release (not implemented yet)
 #[derive(FromArgs, Debug)]
-#[argh(subcommand, name = "update")]
+#[argh(subcommand, name = "update", help_triggers("-h", "--help", "help"))]
 pub struct UpdateArgs {}
 
 impl UpdateArgs {

@@ -27,7 +27,14 @@ impl Config {
     pub fn from_str_named(text: &str, name: &str) -> Result<(Config, Vec<Warning>), ConfigError> {
         // First pass: plain YAML, to catch syntax errors and to see every key written
         // (the typed pass ignores unknown keys, which must be reported, not dropped).
-        let tree: Value = serde_yaml::from_str(text).map_err(|e| parse_problem(name, &e))?;
+        let tree: Value =
+            serde_yaml::from_str(text).map_err(|e| match parse_problem(name, &e) {
+                ConfigError::Parse(mut p) => {
+                    p.message = format!("invalid YAML: {}", p.message);
+                    ConfigError::Parse(p)
+                }
+                other => other,
+            })?;
         let config = match &tree {
             // An empty file (or only comments) is the default configuration.
             Value::Null => Config::default(),

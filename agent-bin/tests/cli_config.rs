@@ -1,0 +1,227 @@
+//! `agent config check` on real files, through the real binary: one test per acceptance
+//! point of the configuration checker, plus the cases around it.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+const AGENT: &str = env!("CARGO_BIN_EXE_agent");
+
+struct Run {
+    code: i32,
+    stdout: String,
+    stderr: String,
+}
+
+impl Run {
+    fn all(&self) -> String {
+        format!("{}{}", self.stdout, self.stderr)
+    }
+}
+
+fn finish(out: Output) -> Run {
+    Run {
+        code: out.status.code().expect("agent was killed by a signal"),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+/// Writes `yaml` to a temp config.yaml and runs `agent config check <it>`.
+fn check(yaml: &str) -> (Run, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("config.yaml");
+    std::fs::write(&path, yaml).unwrap();
+    (check_path(&path), dir)
+}
+
+fn check_path(path: &Path) -> Run {
+    finish(
+        Command::new(AGENT)
+            .args(["config", "check"])
+            .arg(path)
+            .env_remove("ENDPOINT_AGENT_ROOT")
+            .env_remove("ENDPOINT_AGENT_CONFIG")
+            .output()
+            .unwrap(),
+    )
+}
+
+#[test]
+fn valid_file_exits_0() {
+    let (r, _dir) = check(
+        r#"# as users write it
+logfiles:
+  - filepath: /var/log/nginx/*.log
+    intakekey: aB3dE5fG7hJ9kL1mN3pQ
+  - filepath: /var/log/app/[a-z]?.log
+    intakekey: Zz9yX8wV7uT6sR5qP4oN
+HTTPProxyURL: "http://user:pass@proxy.local:3128"
+EnableDNSResolutions: true
+HashesExcludedPaths:
+  - /data/big
+roles: [event-collector]
+IntakeKey: aB3dE5fG7hJ9kL1mN3pQ
+Region: fra2
+AutoUpdate: true
+"#,
+    );
+    assert_eq!(r.code, 0, "{}", r.all());
+    assert!(r.stdout.contains("config.yaml: OK"), "{}", r.all());
+    assert!(r.stderr.is_empty(), "{}", r.stderr);
+    assert!(!r.all().contains("pass@"), "{}", r.all());
+}
+
+#[test]
+fn empty_file_is_valid() {
+    let (r, _dir) = check("");
+    assert_eq!(r.code, 0, "{}", r.all());
+}
+
+#[test]
+fn broken_yaml_exits_1_with_line_and_column() {
+    let (r, _dir) = check("roles: [event-collector]\nlogfiles: [\n");
+    assert_eq!(r.code, 1, "{}", r.all());
+    assert!(
+        r.stderr
+            .contains("config.yaml: line 3, column 1: invalid YAML"),
+        "{}",
+        r.stderr
+    );
+}
+
+#[test]
+fn wrong_type_exits_1_naming_key_and_expected_type() {
+    let (r, _dir) = check("EnableDNSResolutions: true\nHTTPProxyURL: 12\n");
+    assert_eq!(r.code, 1, "{}", r.all());
+    assert!(r.stderr.contains("line 2, column 15"), "{}", r.stderr);
+    assert!(r.stderr.contains("HTTPProxyURL"), "{}", r.stderr);
+    assert!(r.stderr.contains("expected a string"), "{}", r.stderr);
+
+    let (r, _dir) = check("EnableDNSResolutions: \"yes\"\n");
+    assert_eq!(r.code, 1, "{}", r.all());
+    assert!(r.stderr.contains("EnableDNSResolutions"), "{}", r.stderr);
+    assert!(r.stderr.contains("expected a boolean"), "{}", r.stderr);
+}
+
+#[test]
+fn recursive_glob_exits_1_saying_it_is_not_supported() {
+    let (r, _dir) = check("logfiles:\n  - filepath: /var/log/**/x.log\n    intakekey: abc\n");
+    assert_eq!(r.code, 1, "{}", r.all());
+    assert!(r.stderr.contains("`**` is not supported"), "{}", r.stderr);
+    assert!(r.stderr.contains("line 2, column 15"), "{}", r.stderr);
+}
+
+#[test]
+fn proxy_without_port_exits_1_without_echoing_the_password() {
+    let (r, _dir) = check("HTTPProxyURL: \"http://u:secret@proxy\"\n");
+    assert_eq!(r.code, 1, "{}", r.all());
+    assert!(r.stderr.contains("HTTPProxyURL"), "{}", r.stderr);
+    assert!(r.stderr.contains("missing port"), "{}", r.stderr);
+    assert!(!r.all().contains("secret"), "{}", r.all());
+}
+
+#[test]
+fn other_bad_proxies_never_echo_the_password() {
+    for url in [
+        "socks5://u:secret@proxy:1080",
+        "http://u:secret@proxy:notaport",
+        "u:secret@proxy:3128",
+        "http://u:secret@:3128",
+    ] {
+        let (r, _dir) = check(&format!("HTTPProxyURL: \"{url}\"\n"));
+        assert_eq!(r.code, 1, "{url}: {}", r.all());
+        assert!(!r.all().contains("secret"), "{url}: {}", r.all());
+    }
+}
+
+#[test]
+fn unknown_keys_are_a_warning_listing_them() {
+    let (r, _dir) = check(
+        "EnableDNSResolutions: true\nhttpproxyurl: x\nFooBar: 1\nlogfiles:\n  - filepath: /a/*.log\n    intakekey: k\n    format: json\n",
+    );
+    assert_eq!(r.code, 0, "{}", r.all());
+    assert!(
+        r.stderr.contains("warning: unknown keys ignored"),
+        "{}",
+        r.stderr
+    );
+    for key in [
+        "httpproxyurl (did you mean HTTPProxyURL?)",
+        "FooBar",
+        "logfiles[0].format",
+    ] {
+        assert!(r.stderr.contains(key), "{key}: {}", r.stderr);
+    }
+}
+
+#[test]
+fn every_problem_is_reported_at_once() {
+    let (r, _dir) = check(
+        "logfiles:\n  - filepath: /var/log/**/a.log\n    intakekey: k1\n  - filepath: relative/*.log\n    intakekey: 'bad key'\nIntakeURL: ftp://relay\n",
+    );
+    assert_eq!(r.code, 1, "{}", r.all());
+    assert!(r.stderr.contains("logfiles[0].filepath"), "{}", r.stderr);
+    assert!(r.stderr.contains("logfiles[1].filepath"), "{}", r.stderr);
+    assert!(r.stderr.contains("logfiles[1].intakekey"), "{}", r.stderr);
+    assert!(r.stderr.contains("IntakeURL"), "{}", r.stderr);
+}
+
+#[test]
+fn unknown_region_lists_the_valid_ones() {
+    let (r, _dir) = check("Region: eu1\n");
+    assert_eq!(r.code, 1, "{}", r.all());
+    assert!(
+        r.stderr.contains("fra1, fra2, mco1, uae1, usa1, sgp1"),
+        "{}",
+        r.stderr
+    );
+}
+
+#[test]
+fn missing_file_exits_1() {
+    let dir = tempfile::tempdir().unwrap();
+    let r = check_path(&dir.path().join("absent.yaml"));
+    assert_eq!(r.code, 1, "{}", r.all());
+    assert!(
+        r.stderr.contains("absent.yaml: cannot read"),
+        "{}",
+        r.stderr
+    );
+}
+
+#[test]
+fn default_path_follows_the_environment() {
+    let dir = tempfile::tempdir().unwrap();
+    // ENDPOINT_AGENT_ROOT: the installed config.yaml under a temporary root.
+    let installed = dir.path().join("etc/endpoint-agent/config.yaml");
+    std::fs::create_dir_all(installed.parent().unwrap()).unwrap();
+    std::fs::write(&installed, "HTTPProxyURL: 12\n").unwrap();
+    let r = finish(
+        Command::new(AGENT)
+            .args(["config", "check"])
+            .env("ENDPOINT_AGENT_ROOT", dir.path())
+            .env_remove("ENDPOINT_AGENT_CONFIG")
+            .output()
+            .unwrap(),
+    );
+    assert_eq!(r.code, 1, "{}", r.all());
+    assert!(
+        r.stderr.contains(&installed.display().to_string()),
+        "{}",
+        r.stderr
+    );
+
+    // ENDPOINT_AGENT_CONFIG wins over the root.
+    let other = dir.path().join("other.yaml");
+    std::fs::write(&other, "roles: [event-collector]\n").unwrap();
+    let r = finish(
+        Command::new(AGENT)
+            .args(["config", "check"])
+            .env("ENDPOINT_AGENT_ROOT", dir.path())
+            .env("ENDPOINT_AGENT_CONFIG", &other)
+            .output()
+            .unwrap(),
+    );
+    assert_eq!(r.code, 0, "{}", r.all());
+    assert!(r.stdout.contains("other.yaml: OK"), "{}", r.all());
+}

@@ -1,0 +1,99 @@
+//! `agent --version`, `agent -h` and the honest exit status of unimplemented commands,
+//! through the real binary.
+
+use std::process::Command;
+
+const AGENT: &str = env!("CARGO_BIN_EXE_agent");
+
+fn run(args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(AGENT).args(args).output().unwrap();
+    (
+        out.status.code().expect("agent was killed by a signal"),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn version_is_v_semver_plus_git_sha() {
+    let (code, out, _) = run(&["--version"]);
+    assert_eq!(code, 0);
+    let line = out.trim();
+    let rest = line
+        .strip_prefix(concat!("v", env!("CARGO_PKG_VERSION")))
+        .unwrap_or_else(|| panic!("not v<semver>: {line}"));
+    match rest.strip_prefix('+') {
+        Some(sha) => {
+            assert_eq!(sha.len(), 40, "{line}");
+            assert!(sha.bytes().all(|b| b.is_ascii_hexdigit()), "{line}");
+        }
+        // No suffix is only right for a build outside a git checkout.
+        None => {
+            assert!(rest.is_empty(), "{line}");
+            let in_git = Command::new("git")
+                .args(["rev-parse", "HEAD"])
+                .current_dir(env!("CARGO_MANIFEST_DIR"))
+                .output()
+                .is_ok_and(|o| o.status.success());
+            assert!(!in_git, "built inside git but no +sha: {line}");
+        }
+    }
+}
+
+#[test]
+fn help_lists_every_command() {
+    for flag in ["-h", "--help"] {
+        let (code, out, _) = run(&[flag]);
+        assert_eq!(code, 0, "{flag}");
+        for cmd in [
+            "install",
+            "update",
+            "uninstall",
+            "run",
+            "config",
+            "config check",
+        ] {
+            assert!(out.contains(cmd), "{flag}: `{cmd}` missing from\n{out}");
+        }
+    }
+}
+
+#[test]
+fn each_command_has_its_own_help() {
+    for (args, expect) in [
+        (&["install", "-h"][..], "Usage: agent install"),
+        (&["update", "-h"][..], "Usage: agent update"),
+        (&["uninstall", "-h"][..], "Usage: agent uninstall"),
+        (&["run", "-h"][..], "Usage: agent run"),
+        (&["config", "-h"][..], "Usage: agent config"),
+        (&["config", "check", "-h"][..], "Usage: agent config check"),
+        (
+            &["config", "check", "--help"][..],
+            "Usage: agent config check",
+        ),
+    ] {
+        let (code, out, err) = run(args);
+        assert_eq!(code, 0, "{args:?}: {err}");
+        assert!(out.starts_with(expect), "{args:?}:\n{out}");
+    }
+}
+
+#[test]
+fn unimplemented_commands_exit_2_and_say_so() {
+    for args in [&["update"][..], &["run"][..], &["run", "--console"][..]] {
+        let (code, out, err) = run(args);
+        assert_eq!(code, 2, "{args:?}");
+        assert!(err.contains("not implemented yet"), "{args:?}: {err}");
+        assert!(out.is_empty(), "{args:?}: {out}");
+    }
+}
+
+#[test]
+fn usage_errors_exit_2() {
+    let (code, _, err) = run(&["frobnicate"]);
+    assert_eq!(code, 2);
+    assert!(err.contains("Unrecognized argument"), "{err}");
+    let (code, _, err) = run(&[]);
+    assert_eq!(code, 2);
+    assert!(err.contains("--help"), "{err}");
+}
