@@ -91,20 +91,22 @@ impl FromStr for ProxyUrl {
             Some(_) => return Err(fail("the scheme must be http or https")),
             None => return Err(fail("missing http:// or https://")),
         };
+        // Passwords may contain `#`, `/` or `?` (users rarely percent-encode them), so the
+        // user info is split off at the last `@` before looking for a path.
+        let (userinfo, hostport) = match rest.rsplit_once('@') {
+            Some((u, h)) => (Some(u), h),
+            None => (None, rest),
+        };
         // A trailing slash is harmless; any other path is a mistake.
-        let authority = rest.strip_suffix('/').unwrap_or(rest);
-        if authority.contains(['/', '?', '#']) {
+        let hostport = hostport.strip_suffix('/').unwrap_or(hostport);
+        if hostport.contains(['/', '?', '#']) {
             return Err(fail("a proxy URL has no path, query or fragment"));
         }
-        let (userinfo, hostport) = match authority.rsplit_once('@') {
-            Some((u, h)) => (Some(u), h),
-            None => (None, authority),
-        };
         let (username, password) = match userinfo {
             None => (None, None),
             Some(u) => match u.split_once(':') {
-                Some((user, pass)) => (Some(user.to_owned()), Some(pass.to_owned())),
-                None => (Some(u.to_owned()), None),
+                Some((user, pass)) => (Some(percent_decode(user)), Some(percent_decode(pass))),
+                None => (Some(percent_decode(u)), None),
             },
         };
         if username.as_deref() == Some("") {
@@ -147,6 +149,27 @@ impl FromStr for ProxyUrl {
     }
 }
 
+/// Decodes `%XX` escapes (as in URLs); anything else, including a malformed escape, is
+/// kept as written.
+fn percent_decode(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        let hex = |c: u8| (c as char).to_digit(16);
+        if b[i] == b'%' && i + 2 < b.len() {
+            if let (Some(h), Some(l)) = (hex(b[i + 1]), hex(b[i + 2])) {
+                out.push((h * 16 + l) as u8);
+                i += 3;
+                continue;
+            }
+        }
+        out.push(b[i]);
+        i += 1;
+    }
+    String::from_utf8(out).unwrap_or_else(|_| s.to_owned())
+}
+
 /// `s` with everything that may be a password replaced by `***`: the part of the user
 /// info after the first `:`, or the whole user info when there is no scheme.
 pub fn redact(s: &str) -> String {
@@ -180,6 +203,10 @@ mod tests {
         assert_eq!(p.password.as_deref(), Some("s3cr:et"));
         assert_eq!(p.to_string(), "https://u:***@10.0.0.1:8080");
         assert!(!format!("{p:?}").contains("s3cr"));
+        let p: ProxyUrl = "http://me%40corp:p%23ss#/?@proxy:8080".parse().unwrap();
+        assert_eq!(p.username.as_deref(), Some("me@corp"));
+        assert_eq!(p.password.as_deref(), Some("p#ss#/?"));
+        assert_eq!(p.host, "proxy");
         let p: ProxyUrl = "http://[::1]:3128".parse().unwrap();
         assert_eq!((p.host.as_str(), p.port), ("::1", 3128));
         assert_eq!(p.to_string(), "http://[::1]:3128");
