@@ -240,8 +240,11 @@ pub(crate) async fn connect_tunnel(
     }
     let reason: String = parts.next().unwrap_or("").chars().take(120).collect();
     let hint = match status {
-        407 if proxy.user.is_some() => " (the proxy rejected the configured user and password)",
-        407 => " (the proxy requires credentials: put them in the proxy URL)",
+        // 407 is the standard answer; tinyproxy answers 401.
+        401 | 407 if proxy.user.is_some() => {
+            " (the proxy rejected the configured user and password)"
+        }
+        401 | 407 => " (the proxy requires credentials: put them in the proxy URL)",
         403 => " (the proxy does not allow this destination or port)",
         _ => "",
     };
