@@ -34,18 +34,23 @@
 //!
 //! The writer buffers appends in memory and hands them to the OS when
 //! [`RingOptions::write_buffer`] bytes are buffered, at the end of each
-//! [`RingWriter::append_batch`], at segment roll and on flush. It `fdatasync`s every
-//! [`RingOptions::flush_interval`], at every segment roll and on [`RingWriter::flush`]:
-//! a record is guaranteed to survive a crash or power loss once `flush` returned.
-//! On open, the newest segment is cut at the end of its last intact record (a torn tail),
+//! [`RingWriter::append_batch`], at segment roll, in [`RingWriter::flush_if_due`] and on
+//! flush; only then does the reader see them. Data is `fdatasync`ed at every segment roll
+//! and every [`RingOptions::flush_interval`] by a background thread (so syncing overlaps
+//! with appending instead of stalling it), and synchronously by [`RingWriter::flush`]:
+//! a record is guaranteed to survive a crash or power loss once `flush` returned, and
+//! records the OS received survive a crash of the process.
+//! On open, every segment is read once and checked (so opening a full 100 MiB ring reads
+//! 100 MiB); the newest segment is cut at the end of its last intact record (a torn tail),
 //! and writing always continues in a fresh segment. Damaged records anywhere are detected
 //! by checksum, skipped and counted ([`RingStats::corrupt_skipped`]); they are never
 //! returned.
 //!
 //! # Concurrency model
 //!
-//! [`Ring::open`] returns one [`RingWriter`] and one [`RingReader`]. Each is `Send` and
-//! meant to be owned by one thread or task: typically the writer by a dedicated writer
+//! [`Ring::open`] returns one [`RingWriter`] and one [`RingReader`]. Each is `Send` (the
+//! writer also owns a small helper thread for background syncs) and meant to be owned by
+//! one thread or task: typically the writer by a dedicated writer
 //! thread and the reader by the shipper's async task. They share only a small mutex-guarded
 //! state (segment list, positions, counters) taken briefly per published buffer, per
 //! `read_batch` and per `ack`; file I/O happens outside it except for creating and

@@ -14,9 +14,11 @@ pub struct RingOptions {
     /// this, the oldest segments are deleted, read or not. Must be at least twice
     /// `segment_size`. Default 100 MiB.
     pub capacity: u64,
-    /// Appended data is `fdatasync`ed when this much time has passed since the last sync
-    /// (checked on every append), at every segment roll, on [`crate::RingWriter::flush`]
-    /// and when the writer is dropped. Default 1 s.
+    /// Bound on how long appended data stays unsynced: when this much time has passed
+    /// since the last sync (checked on every append and in
+    /// [`crate::RingWriter::flush_if_due`]), the active segment is `fdatasync`ed in the
+    /// background. Sealed segments are synced in the background at every roll, and
+    /// [`crate::RingWriter::flush`] syncs and waits for all of it. Default 1 s.
     pub flush_interval: Duration,
     /// Appended records are collected in memory and handed to the OS (which makes them
     /// visible to the reader) when this many bytes are buffered, at the end of every

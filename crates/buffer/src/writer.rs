@@ -35,7 +35,13 @@ pub struct RingWriter {
     /// Data was written to `file` since its last fdatasync was started.
     dirty: bool,
     syncer: Syncer,
+    /// Appends since the clock was last read for the flush interval.
+    unchecked_appends: u32,
 }
+
+/// Reading the clock costs about as much as framing a small record, so `append` checks
+/// the flush interval only every this many appends (and whenever it writes to the OS).
+const CLOCK_CHECK_EVERY: u32 = 32;
 
 /// Creates segment `number` after making room for it under the capacity. The caller
 /// makes the directory entry durable.
@@ -78,6 +84,7 @@ impl RingWriter {
             last_sync: Instant::now(),
             dirty: false,
             syncer: Syncer::start(),
+            unchecked_appends: 0,
         }
     }
 
@@ -97,10 +104,13 @@ impl RingWriter {
     pub fn append(&mut self, record: &[u8]) -> Result<Position, RingError> {
         self.check_len(record.len())?;
         let pos = self.push(record)?;
+        self.unchecked_appends += 1;
         if self.buf.len() >= self.shared.opts.write_buffer {
             self.publish()?;
+            self.sync_if_due()?;
+        } else if self.unchecked_appends >= CLOCK_CHECK_EVERY {
+            self.sync_if_due()?;
         }
-        self.sync_if_due()?;
         Ok(pos)
     }
 
@@ -140,13 +150,13 @@ impl RingWriter {
         self.syncer.wait()
     }
 
-    /// Flushes if `flush_interval` has passed since the last sync. Call this when the
-    /// writer thread is idle so buffered records do not wait for the next append.
+    /// Hands buffered records to the OS and starts a background sync if
+    /// `flush_interval` has passed since the last one. Call this when the writer thread is
+    /// idle (e.g. on a channel receive timeout) so buffered records do not wait for the
+    /// next append to become visible and durable.
     pub fn flush_if_due(&mut self) -> Result<(), RingError> {
-        if !self.buf.is_empty() || self.dirty {
-            self.sync_if_due()?;
-        }
-        Ok(())
+        self.publish()?;
+        self.sync_if_due()
     }
 
     /// Current sizes, counters and positions.
@@ -157,6 +167,7 @@ impl RingWriter {
     /// Starts a background fdatasync of the active segment when `flush_interval` has
     /// passed, and reports any failure of an earlier background sync.
     fn sync_if_due(&mut self) -> Result<(), RingError> {
+        self.unchecked_appends = 0;
         self.syncer.take_error()?;
         if self.last_sync.elapsed() >= self.shared.opts.flush_interval {
             self.publish()?;

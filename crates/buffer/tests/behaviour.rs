@@ -154,3 +154,10 @@ fn invalid_options_are_rejected() {
         Err(RingError::InvalidOptions(_))
     ));
 }
+
+#[test]
+fn writer_and_reader_can_move_to_other_threads() {
+    fn assert_send<T: Send + 'static>() {}
+    assert_send::<agent_buffer::RingWriter>();
+    assert_send::<agent_buffer::RingReader>();
+}

@@ -36,6 +36,9 @@ fn crash_writer_child() {
         .parse()
         .expect("run number");
     let (mut writer, _reader) = Ring::open(&dir, opts()).expect("open ring in child");
+    // Flush more or less often depending on the run, so kills land in appends, buffer
+    // writes, segment rolls (with background syncs) and flushes.
+    let period = 7 + (u64::from(run) * 37) % 300;
     let mut index = 0u64;
     while index < 2_000_000 {
         if index % 3 == 0 {
@@ -50,7 +53,7 @@ fn crash_writer_child() {
                 .expect("append");
             index += 1;
         }
-        if index % 17 < 5 {
+        if index % period < 5 {
             writer.flush().expect("flush");
             println!("FLUSHED {}", index - 1);
         }

@@ -23,6 +23,7 @@ enum Op {
     },
     Ack(usize),
     Flush,
+    FlushIfDue,
     Reopen,
     /// Cut the newest segment at this fraction (per mille) of its length.
     Crash(u16),
@@ -286,6 +287,7 @@ fn op() -> impl Strategy<Value = Op> {
         6 => (1usize..10, 0usize..300).prop_map(|(max_records, max_bytes)| Op::Read { max_records, max_bytes }),
         3 => any::<usize>().prop_map(Op::Ack),
         1 => Just(Op::Flush),
+        1 => Just(Op::FlushIfDue),
         1 => Just(Op::Reopen),
         1 => (0u16..=1000).prop_map(Op::Crash),
     ]
@@ -357,6 +359,10 @@ fn run(
                 writer.flush().expect("flush");
                 model.publish();
             }
+            Op::FlushIfDue => {
+                writer.flush_if_due().expect("flush_if_due");
+                model.publish();
+            }
             Op::Reopen => {
                 drop(writer);
                 drop(reader);
@@ -404,14 +410,14 @@ fn run(
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 128, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
 
     #[test]
     fn ring_matches_model(
         segment_size in prop_oneof![Just(256u64), Just(400), Just(1024)],
         segments_in_cap in 2u64..6,
         write_buffer in prop_oneof![Just(0u64), Just(100), Just(600), Just(1 << 20)],
-        ops in proptest::collection::vec(op(), 1..80),
+        ops in proptest::collection::vec(op(), 1..120),
     ) {
         run(segment_size, segments_in_cap, write_buffer, ops)?;
     }
