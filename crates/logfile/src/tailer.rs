@@ -454,14 +454,18 @@ fn service<S: LineSink>(
             }
         };
         scratch.truncate(have + n);
-        if n == 0 {
+        if n > 0 {
+            read_total += n;
+            step.progressed = true;
+            if t.gone_since.is_some() {
+                t.gone_since = Some(Instant::now());
+            }
+        }
+        if scratch.is_empty() {
             break;
         }
-        read_total += n;
-        step.progressed = true;
-        if t.gone_since.is_some() {
-            t.gone_since = Some(Instant::now());
-        }
+        // Even without new bytes, `pending` may hold complete lines left over when a
+        // checkpoint interrupted the previous call: split it every time.
 
         let base = t.offset;
         let mut pos = 0;
@@ -497,6 +501,9 @@ fn service<S: LineSink>(
         t.pending.extend_from_slice(&scratch[pos..]);
         if due {
             step.more = true;
+            break;
+        }
+        if n == 0 {
             break;
         }
     }

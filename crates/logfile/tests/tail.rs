@@ -316,3 +316,28 @@ fn recursive_glob_is_refused_with_a_typed_error() {
     .unwrap_err();
     assert!(matches!(err, agent_logfile::Error::RecursiveGlob { .. }));
 }
+
+/// A checkpoint due in the middle of a read leaves complete lines in the buffer; they
+/// must go out even if the file never grows again.
+#[test]
+fn lines_left_over_by_a_checkpoint_go_out_without_further_writes() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = tempfile::tempdir().unwrap();
+    let log = dir.path().join("a.log");
+    append(&log, b"");
+    let running = Running::start(
+        vec![spec(&log, "k")],
+        state.path(),
+        common::Options {
+            checkpoint_max_lines: 3,
+            max_batch_lines: 2,
+            ..fast_options()
+        },
+    );
+    append(&log, &lines_bytes(0, 101));
+    running.wait_lines(101, T);
+    let checkpoints = running.stats.checkpoints.load(Ordering::Relaxed);
+    let got = running.finish();
+    assert!(got.iter().map(|g| g.bytes.clone()).eq((0..101).map(line)));
+    assert!(checkpoints >= 101 / 4, "a checkpoint every 3-4 lines");
+}
