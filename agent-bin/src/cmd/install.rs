@@ -85,6 +85,9 @@ fn print_summary(installed: &Installed, seed: Option<&Path>) {
     println!("  config:  {}", paths.config_file.display());
     println!("  logs:    {}", paths.log_file.display());
     println!("  state:   {}", paths.state_dir.display());
+    for file in &installed.registration {
+        println!("  service definition: {}", file.display());
+    }
     let name = agent_service::SERVICE_NAME;
     match installed.manager {
         "systemd" => {

@@ -70,6 +70,8 @@ pub struct Installed {
     pub manager: &'static str,
     /// Service state right after the install.
     pub state: ServiceState,
+    /// Files the service registration wrote (the systemd unit, the launchd plist).
+    pub registration: Vec<PathBuf>,
     /// Other audit consumers the administrator should stop (Linux).
     pub audit_conflicts: Vec<AuditConflict>,
     /// Warnings about the merged configuration (unknown keys).
@@ -127,6 +129,7 @@ pub fn install(
         paths: paths.clone(),
         manager: manager.kind(),
         state,
+        registration: manager.registration_files(),
         audit_conflicts,
         warnings,
     })
