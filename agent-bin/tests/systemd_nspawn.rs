@@ -192,7 +192,7 @@ fn systemd_agent_runs_as_a_service_restarts_and_uninstalls_requires_agent_run() 
 /// agent's own run loop: the process starts under every hardening directive, can write its
 /// log, `systemctl restart` replaces it, and it is restarted after a crash.
 #[test]
-fn systemd_unit_sandbox_runs_a_stand_in_agent_and_restarts_it() {
+fn systemd_sandbox_restart_policy_and_service_commands_with_a_stand_in_agent() {
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let share = Share::with_agent();
     let c = Container::boot(&share.dir);
@@ -231,6 +231,25 @@ fn systemd_unit_sandbox_runs_a_stand_in_agent_and_restarts_it() {
         std::thread::sleep(Duration::from_millis(250));
     }
     wait_for_active(&c);
+
+    // `agent service ...` drives the real unit (from the built agent: the installed binary
+    // is the stand-in).
+    let agent = "/mnt/share/agent";
+    let status = c.exec_ok(&[agent, "service", "status"]);
+    assert_eq!(status.trim(), "SEKOIAEndpointAgent: running");
+    c.exec_ok(&[agent, "service", "stop"]);
+    let stopped = c.exec(&[agent, "service", "status"]);
+    assert_eq!(stopped.status.code(), Some(3));
+    assert_eq!(
+        String::from_utf8_lossy(&stopped.stdout).trim(),
+        "SEKOIAEndpointAgent: stopped"
+    );
+    c.exec_ok(&[agent, "service", "start"]);
+    wait_for_active(&c);
+    let started = c.unit_property(UNIT, "MainPID");
+    c.exec_ok(&[agent, "service", "restart"]);
+    wait_for_active(&c);
+    assert_ne!(c.unit_property(UNIT, "MainPID"), started);
 
     // The installed binary is the stand-in now; uninstall from the real agent.
     let out = c.exec_ok(&["/mnt/share/agent", "uninstall"]);
