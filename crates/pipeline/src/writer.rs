@@ -56,6 +56,9 @@ pub enum Control {
     Event(Box<Event>),
     /// Flush the store, then answer.
     Flush(Sender<Result<(), String>>),
+    /// Append every event already queued, flush and return, even if senders remain
+    /// (a logging layer may hold one for the life of the process).
+    Stop,
 }
 
 /// Identity stamped on every event that does not carry it already.
@@ -155,6 +158,21 @@ pub fn run_writer<S: RecordStore>(
         let first = wait(&events, &control, events_open, control_open, cfg.tick);
         match first {
             Msg::Event(e) => w.push_event(*e),
+            Msg::Control(Control::Stop) => {
+                // Everything sent before Stop is already queued: drain it, then finish.
+                while let Ok(e) = events.try_recv() {
+                    w.push_event(e);
+                    if w.batch.len() >= cfg.max_batch {
+                        w.flush_batch()?;
+                    }
+                }
+                while let Ok(c) = control.try_recv() {
+                    if !matches!(c, Control::Stop) {
+                        w.control(c)?;
+                    }
+                }
+                break;
+            }
             Msg::Control(c) => w.control(c)?,
             Msg::EventsClosed => events_open = false,
             Msg::ControlClosed => control_open = false,
@@ -291,6 +309,7 @@ impl<S: RecordStore> Writer<'_, S> {
                     }
                 }
             }
+            Control::Stop => {}
             Control::Flush(done) => {
                 self.flush_batch()?;
                 let res = self.store.flush();
@@ -337,6 +356,23 @@ mod tests {
             os_type: "linux".into(),
             ips: vec!["192.0.2.1".into()],
         }
+    }
+
+    #[test]
+    fn stop_drains_queued_events_while_senders_remain() {
+        let (etx, erx) = bounded(100);
+        let (ctx, crx) = bounded(4);
+        let cfg = WriterConfig::new("K", stamp());
+        let stats = WriterStats::default();
+        for _ in 0..50 {
+            etx.send(Event::at(Timestamp::from_unix(1, 0))).unwrap();
+        }
+        ctx.send(Control::Stop).unwrap();
+        let mut store = VecStore::default();
+        run_writer(&mut store, erx, crx, &cfg, &stats).unwrap();
+        assert_eq!(store.records.len(), 50);
+        assert_eq!(store.flushes, 1);
+        drop((etx, ctx));
     }
 
     #[test]
