@@ -103,23 +103,51 @@ impl Timestamp {
     }
 }
 
+/// Longest text: `YYYY-MM-DDTHH:MM:SS.nnnnnnnnnZ`.
+const MAX_LEN: usize = 30;
+
+impl Timestamp {
+    /// Formats into `buf` without allocating (events are serialized on the hot path).
+    fn format<'a>(&self, buf: &'a mut [u8; MAX_LEN]) -> &'a str {
+        fn put(buf: &mut [u8], mut v: u64, width: usize) {
+            for slot in buf[..width].iter_mut().rev() {
+                *slot = b'0' + (v % 10) as u8;
+                v /= 10;
+            }
+        }
+        let days = self.secs.div_euclid(86_400);
+        let sod = self.secs.rem_euclid(86_400) as u64;
+        let (y, m, d) = civil_from_days(days);
+        // Years outside 0..=9999 are not representable in RFC 3339; clamp the digits.
+        put(&mut buf[0..], y.clamp(0, 9999) as u64, 4);
+        buf[4] = b'-';
+        put(&mut buf[5..], m as u64, 2);
+        buf[7] = b'-';
+        put(&mut buf[8..], d as u64, 2);
+        buf[10] = b'T';
+        put(&mut buf[11..], sod / 3600, 2);
+        buf[13] = b':';
+        put(&mut buf[14..], sod % 3600 / 60, 2);
+        buf[16] = b':';
+        put(&mut buf[17..], sod % 60, 2);
+        let mut len = 19;
+        if self.digits > 0 {
+            let digits = usize::from(self.digits);
+            buf[19] = b'.';
+            let frac = self.nanos / 10u32.pow(u32::from(9 - self.digits));
+            put(&mut buf[20..], u64::from(frac), digits);
+            len = 20 + digits;
+        }
+        buf[len] = b'Z';
+        // Only ASCII digits and separators were written.
+        std::str::from_utf8(&buf[..=len]).unwrap_or_default()
+    }
+}
+
 impl fmt::Display for Timestamp {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let days = self.secs.div_euclid(86_400);
-        let sod = self.secs.rem_euclid(86_400);
-        let (y, m, d) = civil_from_days(days);
-        write!(
-            f,
-            "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}",
-            sod / 3600,
-            sod % 3600 / 60,
-            sod % 60
-        )?;
-        if self.digits > 0 {
-            let frac = self.nanos / 10u32.pow(u32::from(9 - self.digits));
-            write!(f, ".{frac:0width$}", width = usize::from(self.digits))?;
-        }
-        f.write_str("Z")
+        let mut buf = [0u8; MAX_LEN];
+        f.write_str(self.format(&mut buf))
     }
 }
 
@@ -205,7 +233,8 @@ impl FromStr for Timestamp {
 
 impl Serialize for Timestamp {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.collect_str(self)
+        let mut buf = [0u8; MAX_LEN];
+        serializer.serialize_str(self.format(&mut buf))
     }
 }
 
