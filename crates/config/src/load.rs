@@ -135,14 +135,14 @@ fn validate(config: &Config, text: &str, name: &str) -> Vec<Problem> {
     };
 
     for (i, lf) in config.logfiles.iter().enumerate() {
-        let at = locate_value(text, &lf.filepath);
+        let at = locate_entry(text, "filepath", &lf.filepath);
         let key = format!("logfiles[{i}].filepath");
         if let Err(msg) = validate_filepath(&lf.filepath) {
             problem(at, format!("{key}: {msg}"));
         }
         if let Err(msg) = validate_intake_key(&lf.intakekey) {
             problem(
-                locate_value(text, &lf.intakekey).or(at),
+                locate_entry(text, "intakekey", &lf.intakekey).or(at),
                 format!("logfiles[{i}].intakekey: {msg}"),
             );
         }
@@ -323,6 +323,25 @@ fn locate_key(text: &str, key: &str) -> Option<Location> {
     })
 }
 
+/// Best-effort position of `value` on a `key: value` line (possibly after `- `), falling
+/// back to its first occurrence anywhere.
+fn locate_entry(text: &str, key: &str, value: &str) -> Option<Location> {
+    let on_key_line = text.lines().enumerate().find_map(|(n, line)| {
+        let trimmed = line.trim_start();
+        let trimmed = trimmed
+            .strip_prefix("- ")
+            .map(str::trim_start)
+            .unwrap_or(trimmed);
+        let after = trimmed.strip_prefix(key)?.trim_start().strip_prefix(':')?;
+        let col = line.len() - after.len() + after.find(value)?;
+        Some(Location {
+            line: n + 1,
+            column: line[..col].chars().count() + 1,
+        })
+    });
+    on_key_line.or_else(|| locate_value(text, value))
+}
+
 /// Best-effort position of the first occurrence of a scalar value.
 fn locate_value(text: &str, value: &str) -> Option<Location> {
     if value.is_empty() {
@@ -452,6 +471,24 @@ AutoUpdate: false
                 line: 2,
                 column: 15
             })
+        );
+    }
+
+    #[test]
+    fn problems_point_at_the_entry_not_at_an_earlier_match() {
+        let err = parse(
+            "# k logs\nlogfiles:\n  - filepath: /a/*.log\n    intakekey: k\n  - intakekey: 'k k'\n    filepath: /b/*.log\n",
+        )
+        .unwrap_err();
+        let p = &err.problems()[0];
+        assert!(p.message.starts_with("logfiles[1].intakekey"), "{err}");
+        assert_eq!(
+            p.location,
+            Some(Location {
+                line: 5,
+                column: 17
+            }),
+            "{err}"
         );
     }
 
