@@ -135,6 +135,14 @@ fn other_bad_proxies_never_echo_the_password() {
 }
 
 #[test]
+fn a_proxy_url_under_a_boolean_key_does_not_leak_the_password() {
+    let (r, _dir) = check("EnableDNSResolutions: \"http://u:secret@proxy:3128\"\n");
+    assert_eq!(r.code, 1, "{}", r.all());
+    assert!(r.stderr.contains("expected a boolean"), "{}", r.stderr);
+    assert!(!r.all().contains("secret"), "{}", r.all());
+}
+
+#[test]
 fn unknown_keys_are_a_warning_listing_them() {
     let (r, _dir) = check(
         "EnableDNSResolutions: true\nhttpproxyurl: x\nFooBar: 1\nlogfiles:\n  - filepath: /a/*.log\n    intakekey: k\n    format: json\n",

@@ -5,7 +5,7 @@ use std::path::Path;
 use serde_yaml::Value;
 
 use crate::error::{ConfigError, Location, Problem, Warning};
-use crate::proxy::ProxyUrl;
+use crate::proxy::{redact, ProxyUrl};
 use crate::schema::{Config, KNOWN_KEYS, KNOWN_ROLES, LOGFILE_KEYS};
 
 /// The first line [`Config::to_yaml`] writes.
@@ -102,6 +102,9 @@ fn parse_problem(name: &str, e: &serde_yaml::Error) -> ConfigError {
         Some(i) if e.location().is_some() => full[..i].to_owned(),
         _ => full,
     };
+    // serde quotes wrong-typed strings in its message; a proxy URL put under the wrong key
+    // must not leak its password that way.
+    let message = redact_urls(&message);
     ConfigError::Parse(Problem {
         file: name.to_owned(),
         location: e.location().map(|l| Location {
@@ -110,6 +113,26 @@ fn parse_problem(name: &str, e: &serde_yaml::Error) -> ConfigError {
         }),
         message,
     })
+}
+
+/// `text` with the password of every `scheme://user:pass@host` in it replaced by `***`.
+fn redact_urls(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(i) = rest.find("://") {
+        // The URL token: back to the scheme's start, forward to a delimiter.
+        let start = rest[..i]
+            .rfind(|c: char| !(c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.')))
+            .map_or(0, |j| j + 1);
+        let end = rest[i..]
+            .find(|c: char| c.is_whitespace() || matches!(c, '"' | '\'' | '`'))
+            .map_or(rest.len(), |j| i + j);
+        out.push_str(&rest[..start]);
+        out.push_str(&redact(&rest[start..end]));
+        rest = &rest[end..];
+    }
+    out.push_str(rest);
+    out
 }
 
 fn kind(v: &Value) -> &'static str {
@@ -456,6 +479,20 @@ AutoUpdate: false
         let err = parse("Region: mars1\n").unwrap_err().to_string();
         assert!(err.contains("fra1, fra2"), "{err}");
         assert!(err.contains("line 1"), "{err}");
+    }
+
+    #[test]
+    fn a_proxy_url_under_the_wrong_key_does_not_leak_its_password() {
+        let err = parse("EnableDNSResolutions: \"http://u:secret@proxy:3128\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("expected a boolean"), "{err}");
+        assert!(!err.contains("secret"), "{err}");
+        assert!(err.contains("http://u:***@proxy:3128"), "{err}");
+        assert_eq!(
+            redact_urls("a https://x:y@h:1 and `ftp://p:q@r` ok"),
+            "a https://x:***@h:1 and `ftp://p:***@r` ok"
+        );
     }
 
     #[test]
