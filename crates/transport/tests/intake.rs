@@ -435,3 +435,35 @@ fn untrusted_certificate_is_refused() {
         .unwrap()
         .contains("certificate"));
 }
+
+#[test]
+fn request_timeout_is_retried_without_loss() {
+    let intake = Intake::start(Box::new(|s: &common::server::Seen| {
+        if s.index == 0 {
+            Action::Stall(Duration::from_secs(4))
+        } else {
+            Action::Accept
+        }
+    }));
+    let source = MemorySource::new();
+    push_events(&source, "KEY-slow", 0..20);
+    let mut cfg = config(&intake);
+    cfg.request_timeout = Duration::from_secs(1);
+    let (counters, elapsed) = ship_until(cfg, &source, Duration::from_secs(20), || {
+        source.acked() == Some(19)
+    });
+    assert_eq!(
+        accepted_seqs(&intake, "KEY-slow"),
+        (0..20).collect::<Vec<_>>()
+    );
+    assert!(
+        elapsed < Duration::from_secs(4),
+        "did not wait for the stalled answer: {elapsed:?}"
+    );
+    let c = counters.snapshot();
+    assert_eq!(c.retries, 1);
+    assert!(c
+        .last_error
+        .unwrap()
+        .contains("no answer from the intake within 1s"));
+}

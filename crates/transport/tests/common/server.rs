@@ -72,6 +72,8 @@ pub enum Action {
     Status(u16, Vec<(&'static str, String)>),
     /// Close the connection without answering, after reading the whole request.
     Reset,
+    /// Say nothing for this long, then close the connection.
+    Stall(std::time::Duration),
 }
 
 pub type Script = Box<dyn FnMut(&Seen) -> Action + Send>;
@@ -312,50 +314,60 @@ async fn handle(
         return Err(Dropped);
     };
     let body = body.to_bytes();
-    let mut st = state.lock().unwrap();
-    let (keys, records) = match parse(&path, &headers, &body) {
-        Ok(v) => v,
-        Err(why) => {
-            st.violations.push(why.clone());
-            return Ok(reply(422, &[], format!("{{\"message\":{why:?}}}")));
-        }
-    };
-    let mut seen = Seen {
-        index: st.seen.len(),
-        at,
-        path,
-        keys,
-        records,
-        status: 0,
-        wire_len: body.len(),
-    };
-    let action = (st.script)(&seen);
-    let result = match &action {
-        Action::Accept => {
-            seen.status = 200;
-            let n = seen.records.len();
-            for (k, r) in seen.keys.iter().zip(&seen.records) {
-                st.accepted.push((k.clone(), r.clone()));
+    let (result, stall) = {
+        let mut st = state.lock().unwrap();
+        let (keys, records) = match parse(&path, &headers, &body) {
+            Ok(v) => v,
+            Err(why) => {
+                st.violations.push(why.clone());
+                return Ok(reply(422, &[], format!("{{\"message\":{why:?}}}")));
             }
-            let ids: Vec<String> = (0..n)
-                .map(|i| format!("\"id-{}-{i}\"", seen.index))
-                .collect();
-            Ok(reply(
-                200,
-                &[],
-                format!("{{\"event_ids\":[{}]}}", ids.join(",")),
-            ))
-        }
-        Action::Status(code, hdrs) => {
-            seen.status = *code;
-            Ok(reply(*code, hdrs, "{\"message\":\"injected\"}".to_owned()))
-        }
-        Action::Reset => {
-            seen.status = 0;
-            Err(Dropped)
-        }
+        };
+        let mut seen = Seen {
+            index: st.seen.len(),
+            at,
+            path,
+            keys,
+            records,
+            status: 0,
+            wire_len: body.len(),
+        };
+        let action = (st.script)(&seen);
+        let result = match &action {
+            Action::Accept => {
+                seen.status = 200;
+                let n = seen.records.len();
+                for (k, r) in seen.keys.iter().zip(&seen.records) {
+                    st.accepted.push((k.clone(), r.clone()));
+                }
+                let ids: Vec<String> = (0..n)
+                    .map(|i| format!("\"id-{}-{i}\"", seen.index))
+                    .collect();
+                Ok(reply(
+                    200,
+                    &[],
+                    format!("{{\"event_ids\":[{}]}}", ids.join(",")),
+                ))
+            }
+            Action::Status(code, hdrs) => {
+                seen.status = *code;
+                Ok(reply(*code, hdrs, "{\"message\":\"injected\"}".to_owned()))
+            }
+            Action::Reset | Action::Stall(_) => {
+                seen.status = 0;
+                Err(Dropped)
+            }
+        };
+        st.seen.push(seen);
+        let stall = match action {
+            Action::Stall(d) => Some(d),
+            _ => None,
+        };
+        (result, stall)
     };
-    st.seen.push(seen);
+    if let Some(d) = stall {
+        tokio::time::sleep(d).await;
+    }
     result
 }
 
