@@ -25,6 +25,9 @@ impl Config {
 
     /// Parses and validates config text; `name` is the file name used in messages.
     pub fn from_str_named(text: &str, name: &str) -> Result<(Config, Vec<Warning>), ConfigError> {
+        // Windows editors save UTF-8 with a BOM and CRLF line ends; libyaml misreads that
+        // combination as two documents, so the BOM is dropped here.
+        let text = text.strip_prefix('\u{feff}').unwrap_or(text);
         // First pass: plain YAML, to catch syntax errors and to see every key written
         // (the typed pass ignores unknown keys, which must be reported, not dropped).
         let tree: Value =
@@ -572,6 +575,16 @@ AutoUpdate: false
         assert!(matches!(missing, ConfigError::Read { .. }), "{missing}");
         std::fs::write(&path, Config::default().to_yaml().unwrap()).unwrap();
         assert_eq!(Config::load(&path).unwrap().0, Config::default());
+    }
+
+    #[test]
+    fn notepad_files_with_bom_and_crlf_are_read() {
+        let (c, w) = parse(
+            "\u{feff}HTTPProxyURL: \"http://proxy:3128\"\r\nlogfiles:\r\n  - filepath: C:\\logs\\*.log\r\n    intakekey: abc\r\nFoo: 1\r\n",
+        )
+        .unwrap();
+        assert_eq!(c.logfiles[0].filepath, r"C:\logs\*.log");
+        assert_eq!(w[0].location, Some(Location { line: 5, column: 1 }));
     }
 
     #[test]
