@@ -121,9 +121,9 @@ impl RingReader {
         }
     }
 
-    /// Installs a callback the writer runs (on its thread, without locks held) each time
-    /// new records become visible, e.g. to wake an async task with `Notify::notify_one`.
-    /// The callback must be cheap and must not call back into the ring.
+    /// Installs a callback the writer runs (on its thread, with no ring lock held) each
+    /// time new records become visible, e.g. to wake an async task with
+    /// `Notify::notify_one`. It delays the writer, so keep it cheap.
     pub fn set_notify<F>(&self, hook: F)
     where
         F: Fn() + Send + Sync + 'static,

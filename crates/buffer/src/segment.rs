@@ -123,3 +123,61 @@ pub(crate) fn scan(bytes: &[u8]) -> Scan {
     }
     result
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn frames(seqs: std::ops::Range<u64>) -> Vec<u8> {
+        let mut buf = Vec::new();
+        for seq in seqs {
+            frame::encode(&mut buf, seq, &[seq as u8; 10]);
+        }
+        buf
+    }
+
+    #[test]
+    fn scan_stops_at_a_torn_tail_and_skips_damage_in_the_middle() {
+        let whole = frames(3..8);
+        let frame_len = whole.len() / 5;
+        let torn = &whole[..whole.len() - 4];
+        let found = scan(torn);
+        assert_eq!(found.valid_len, (4 * frame_len) as u64);
+        assert_eq!(
+            (found.first_seq, found.last_seq, found.records),
+            (Some(3), Some(6), 4)
+        );
+
+        let mut damaged = whole.clone();
+        damaged[frame_len + 2] ^= 1; // header of seq 4
+        damaged[2 * frame_len + 25] ^= 1; // payload of seq 5
+        let found = scan(&damaged);
+        assert_eq!(found.valid_len, whole.len() as u64);
+        assert_eq!(
+            (found.first_seq, found.last_seq, found.records),
+            (Some(3), Some(7), 3)
+        );
+    }
+
+    #[test]
+    fn unacked_counts_follow_the_ack() {
+        let seg = SegMeta {
+            number: 5,
+            len: 300,
+            first_seq: Some(10),
+            last_seq: Some(19),
+            records: 10,
+        };
+        assert_eq!(seg.unacked_records(None), 10);
+        assert_eq!(seg.unacked_bytes(None), 300);
+        let inside = Position::new(13, 5, 120);
+        assert_eq!(seg.unacked_records(Some(&inside)), 6);
+        assert_eq!(seg.unacked_bytes(Some(&inside)), 180);
+        let before = Position::new(9, 4, 50);
+        assert_eq!(seg.unacked_records(Some(&before)), 10);
+        assert_eq!(seg.unacked_bytes(Some(&before)), 300);
+        let after = Position::new(20, 6, 30);
+        assert_eq!(seg.unacked_records(Some(&after)), 0);
+        assert_eq!(seg.unacked_bytes(Some(&after)), 0);
+    }
+}
