@@ -101,3 +101,73 @@ proptest! {
         prop_assert!(warnings.is_empty(), "{:?}", warnings);
     }
 }
+
+/// Text made of YAML's structural pieces and the config's keys, to reach odd corners.
+fn yamlish() -> impl Strategy<Value = String> {
+    prop::collection::vec(
+        prop::sample::select(vec![
+            "logfiles",
+            "HTTPProxyURL",
+            "roles",
+            "Region",
+            "AutoUpdate",
+            "filepath",
+            "intakekey",
+            ": ",
+            ":",
+            "- ",
+            "\n",
+            "  ",
+            "[",
+            "]",
+            "{",
+            "}",
+            ",",
+            "'",
+            "\"",
+            "#",
+            "&a",
+            "*a",
+            "!!str ",
+            "|",
+            ">",
+            "~",
+            "null",
+            "true",
+            "12",
+            "/var/**/x",
+            "http://u:pw@h",
+            "\t",
+            "\u{feff}",
+            "\r\n",
+            "---\n",
+            "...",
+            "?",
+            "%",
+        ]),
+        0..40,
+    )
+    .prop_map(|parts| parts.concat())
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(3000))]
+    #[test]
+    fn any_text_gives_a_config_or_located_problems(text in yamlish()) {
+        match Config::from_str_named(&text, "fuzz.yaml") {
+            Ok((config, _)) => {
+                // Whatever loads also survives the installer's rewrite.
+                let again = Config::from_str_named(&config.to_yaml().unwrap(), "again.yaml");
+                prop_assert_eq!(again.unwrap().0, config);
+            }
+            Err(e) => {
+                prop_assert!(!e.problems().is_empty(), "{}", e);
+                for p in e.problems() {
+                    prop_assert!(!p.message.is_empty());
+                    prop_assert!(p.to_string().starts_with("fuzz.yaml: "));
+                    prop_assert!(!p.message.contains("pw@"), "{}", p);
+                }
+            }
+        }
+    }
+}
