@@ -34,6 +34,14 @@ impl AuditEvent {
         self.record(msgtype::AUDIT_SYSCALL)
     }
 
+    /// The syscall's name, from the `SYSCALL` record's `arch` and number (`execve`).
+    pub fn syscall_name(&self) -> Option<&'static str> {
+        let sc = self.syscall()?;
+        let arch = u32::from_str_radix(&sc.get("arch")?, 16).ok()?;
+        let nr = u32::try_from(sc.get_u64("syscall")?).ok()?;
+        crate::rule::syscall_name(arch, nr)
+    }
+
     /// The `PATH` records, ordered by `item`.
     pub fn paths(&self) -> Vec<&AuditRecord> {
         let mut p: Vec<_> = self.records_of(msgtype::AUDIT_PATH).collect();

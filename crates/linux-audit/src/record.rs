@@ -51,8 +51,8 @@ impl AuditTime {
 /// How a field's value was written and what it means.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Value {
-    /// A plain or quoted string, as written (quotes removed).
-    Text(String),
+    /// A plain or quoted string: the value is [`Field::raw`] as is.
+    Text,
     /// A hex-encoded string (the kernel encodes untrusted strings with spaces or control
     /// characters this way), decoded to its bytes.
     Hex(Vec<u8>),
@@ -82,7 +82,7 @@ impl Field {
     /// `unset`), addresses formatted, else the raw value.
     pub fn text(&self) -> Cow<'_, str> {
         match &self.value {
-            Value::Text(s) => Cow::Borrowed(s),
+            Value::Text => Cow::Borrowed(&self.raw),
             Value::Hex(b) => String::from_utf8_lossy(b),
             Value::Id(Some(n)) => Cow::Owned(n.to_string()),
             Value::Id(None) => Cow::Borrowed("unset"),
@@ -210,7 +210,11 @@ fn parse_fields(record_type: u16, mut s: &str, in_msg: bool, out: &mut Vec<Field
         if s.is_empty() {
             return;
         }
-        let word_end = s.find([' ', '=']).unwrap_or(s.len());
+        // Byte scans: the delimiters are ASCII, so the positions are char boundaries.
+        let word_end = s
+            .bytes()
+            .position(|b| b == b' ' || b == b'=')
+            .unwrap_or(s.len());
         if !s[word_end..].starts_with('=') {
             s = &s[word_end..];
             continue;
@@ -221,13 +225,13 @@ fn parse_fields(record_type: u16, mut s: &str, in_msg: bool, out: &mut Vec<Field
         let (raw, quote, rest) = match after.chars().next() {
             Some(q @ ('"' | '\'')) => {
                 let inner = &after[1..];
-                match inner.find(q) {
+                match inner.bytes().position(|b| b == q as u8) {
                     Some(e) => (&inner[..e], Some(q), &inner[e + 1..]),
                     None => (inner, Some(q), ""),
                 }
             }
             _ => {
-                let e = after.find(' ').unwrap_or(after.len());
+                let e = after.bytes().position(|b| b == b' ').unwrap_or(after.len());
                 let mut v = after[..e].trim_end_matches(',');
                 if !v.starts_with('(') {
                     v = v.trim_end_matches(')');
@@ -327,7 +331,7 @@ fn is_id_key(key: &str) -> bool {
 
 fn interpret(record_type: u16, key: &str, raw: &str, quoted: bool) -> Value {
     if quoted {
-        return Value::Text(raw.to_owned());
+        return Value::Text;
     }
     if matches!(raw, "(null)" | "(none)" | "?") {
         return Value::Null;
@@ -354,7 +358,7 @@ fn interpret(record_type: u16, key: &str, raw: &str, quoted: bool) -> Value {
             return Value::Hex(bytes);
         }
     }
-    Value::Text(raw.to_owned())
+    Value::Text
 }
 
 /// Decodes an even-length string of hex digits; `None` for anything else.

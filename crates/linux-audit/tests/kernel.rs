@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use agent_linux_audit::netlink::{AuditSocket, StatusUpdate};
 use agent_linux_audit::rule::{compile, parse_rule_file, Arch, RuleData, RuleLine};
-use agent_linux_audit::session::{AuditSession, SessionConfig};
+use agent_linux_audit::session::{AuditSession, Mode, SessionConfig};
 use agent_linux_audit::AuditEvent;
 
 static SERIAL: Mutex<()> = Mutex::new(());
@@ -215,8 +215,21 @@ fn collect_while(
     work: impl FnOnce(),
     done: impl Fn(&[AuditEvent]) -> bool + Sync,
 ) -> Vec<AuditEvent> {
+    collect_while_in(Mode::Unicast, rules, work, done)
+}
+
+fn collect_while_in(
+    mode: Mode,
+    rules: &[&str],
+    work: impl FnOnce(),
+    done: impl Fn(&[AuditEvent]) -> bool + Sync,
+) -> Vec<AuditEvent> {
     let rules: Vec<RuleData> = rules.iter().map(|r| rule(r)).collect();
-    let mut session = AuditSession::start(&SessionConfig::default(), &rules).unwrap();
+    let cfg = SessionConfig {
+        mode,
+        ..SessionConfig::default()
+    };
+    let mut session = AuditSession::start(&cfg, &rules).unwrap();
     let stop = AtomicBool::new(false);
     let events = std::thread::scope(|s| {
         let reader = s.spawn(|| {
@@ -385,4 +398,29 @@ fn kernel_watched_directory_yields_create_rename_unlink() {
             Some(u64::from(std::process::id()))
         );
     }
+}
+
+#[test]
+fn kernel_multicast_mode_receives_without_registering() {
+    let _guard = KernelGuard::take();
+    let me = std::process::id();
+    let key = "agent-test-mcast";
+    let rule = format!("-a always,exit -F arch=b64 -S execve -F ppid={me} -k {key}");
+    let events = collect_while_in(
+        Mode::Multicast,
+        &[&rule],
+        || {
+            let mut s = AuditSocket::open().unwrap();
+            assert_eq!(
+                s.get_status().unwrap().pid,
+                0,
+                "multicast does not register"
+            );
+            for _ in 0..10 {
+                assert!(Command::new("/bin/true").status().unwrap().success());
+            }
+        },
+        |ev| ev.iter().filter(|e| has_key(e, key)).count() >= 10,
+    );
+    assert_eq!(events.iter().filter(|e| has_key(e, key)).count(), 10);
 }

@@ -115,6 +115,8 @@ fn out_of_order_log_reassembles_by_serial() {
     );
     assert_eq!(events[1].syscall().unwrap().get_u64("pid"), Some(13393));
     assert_eq!(events[1].keys(), ["user_commands"]);
+    assert_eq!(events[1].syscall_name(), Some("execve"));
+    assert_eq!(events[0].syscall_name(), Some("connect"));
 
     // Event 60's second PATH arrives after event 61's SYSCALL: it still joins 60.
     let e60 = &events[2];
