@@ -1,7 +1,8 @@
 //! Persisted read positions, one per file identity, written atomically.
 //!
 //! Format (text, one record per line, so a human can read it during an incident):
-//! `agent-logfile-checkpoints v1` then `dev ino head_len head_hash_hex offset path_hex`.
+//! `agent-logfile-checkpoints v1` then
+//! `dev ino head_len head_hash_hex offset path_hex intake_key_hex`.
 
 use std::collections::HashMap;
 use std::fmt::Write as _;
@@ -21,7 +22,13 @@ pub(crate) struct Saved {
     pub(crate) key: FileKey,
     pub(crate) head: Head,
     pub(crate) offset: u64,
+    /// Where the file was last seen; for a file renamed away, its new name if known.
     pub(crate) path: PathBuf,
+    /// Intake its lines go to, so a renamed-away file can be finished after a restart.
+    pub(crate) intake_key: String,
+    /// Position in the checkpoint file: files are written oldest first, so files rotated
+    /// away can be finished in the order they were written.
+    pub(crate) order: u64,
 }
 
 /// The checkpoint file in the state directory.
@@ -62,8 +69,8 @@ impl Store {
             return Ok(Some(HashMap::new()));
         }
         let mut saved = HashMap::new();
-        for line in lines {
-            match parse_record(line) {
+        for (order, line) in (0u64..).zip(lines) {
+            match parse_record(line, order) {
                 Some(record) => {
                     saved.insert(record.key, record);
                 }
@@ -83,13 +90,14 @@ impl Store {
         for r in records {
             let _ = writeln!(
                 text,
-                "{} {} {} {} {} {}",
+                "{} {} {} {} {} {} {}",
                 r.key.dev,
                 r.key.ino,
                 r.head.len,
                 hex(&r.head.hash),
                 r.offset,
-                hex(path_bytes(&r.path).as_ref())
+                hex(path_bytes(&r.path).as_ref()),
+                hex(r.intake_key.as_bytes())
             );
         }
         let state_err = |path: &Path| {
@@ -117,7 +125,7 @@ fn sync_dir(_dir: &Path) -> io::Result<()> {
     Ok(())
 }
 
-fn parse_record(line: &str) -> Option<Saved> {
+fn parse_record(line: &str, order: u64) -> Option<Saved> {
     let mut fields = line.split(' ');
     let dev = fields.next()?.parse().ok()?;
     let ino = fields.next()?.parse().ok()?;
@@ -125,6 +133,7 @@ fn parse_record(line: &str) -> Option<Saved> {
     let hash: [u8; 32] = unhex(fields.next()?)?.try_into().ok()?;
     let offset = fields.next()?.parse().ok()?;
     let path = path_from_bytes(unhex(fields.next()?)?);
+    let intake_key = String::from_utf8(unhex(fields.next()?)?).ok()?;
     if fields.next().is_some() {
         return None;
     }
@@ -133,6 +142,8 @@ fn parse_record(line: &str) -> Option<Saved> {
         head: Head { len, hash },
         offset,
         path,
+        intake_key,
+        order,
     })
 }
 
@@ -194,6 +205,8 @@ mod tests {
                 head: Head::of_bytes(b"first line\n"),
                 offset: 11,
                 path: dir.path().join("a b.log"),
+                intake_key: "nginx key".into(),
+                order: 0,
             },
             Saved {
                 key: FileKey {
@@ -203,6 +216,8 @@ mod tests {
                 head: Head::of_bytes(b""),
                 offset: 0,
                 path: PathBuf::from("/x/\u{e9}.log"),
+                intake_key: String::new(),
+                order: 1,
             },
         ];
         store.save(records.iter()).unwrap();
@@ -219,7 +234,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         fs::write(
             dir.path().join(FILE_NAME),
-            format!("{MAGIC}\n1 2 3 zz 5 00\ngarbage\n"),
+            format!("{MAGIC}\n1 2 3 zz 5 00 00\ngarbage\n"),
         )
         .unwrap();
         let loaded = Store::new(dir.path()).load().unwrap().unwrap();

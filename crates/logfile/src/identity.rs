@@ -69,6 +69,21 @@ impl Head {
     }
 }
 
+/// Where an open file is now, even after a rename; `None` if deleted or unknown.
+/// Only Linux can tell (through /proc); elsewhere the last known path is kept.
+#[cfg(target_os = "linux")]
+pub(crate) fn current_path(file: &File) -> Option<std::path::PathBuf> {
+    use std::os::fd::AsRawFd;
+    let path = std::fs::read_link(format!("/proc/self/fd/{}", file.as_raw_fd())).ok()?;
+    let deleted = path.as_os_str().to_string_lossy().ends_with(" (deleted)");
+    (!deleted && path.is_absolute()).then_some(path)
+}
+
+#[cfg(not(target_os = "linux"))]
+pub(crate) fn current_path(_file: &File) -> Option<std::path::PathBuf> {
+    None
+}
+
 /// Reads at `pos` until `buf` is full or end of file; returns the byte count.
 pub(crate) fn read_full_at(file: &File, buf: &mut [u8], pos: u64) -> io::Result<usize> {
     let mut done = 0;

@@ -14,10 +14,17 @@
 //! for [`Options::rotated_grace`]) while the new file at the path is read from 0; a file
 //! that shrinks or whose head changes (copytruncate) is read again from 0.
 //!
-//! Known limits: if the agent dies while draining a file that was renamed to a name no
-//! pattern matches, that file's unread tail is not found again after the restart.
-//! Copytruncate loses what the writer appended between the copy and the truncation
-//! unless the tailer had read it already (inherent to copytruncate).
+//! A file renamed away to a name no pattern matches is still finished after a restart:
+//! on Linux the checkpoint records where the open file is now (via /proc), and the next
+//! start reopens it there if its identity still matches.
+//!
+//! Known limits: a file must be seen by one scan (within `poll_interval`, at once on
+//! inotify events) before it is rotated away, or it is never read. Outside Linux a file
+//! renamed away and not finished before a restart is not found again. Copytruncate
+//! loses what the writer appended between the copy and the truncation unless the tailer
+//! had read it already, and a truncated file that regrows past the old offset with
+//! the same first bytes (≤ 1 KiB) is taken for the old one (both inherent to
+//! copytruncate and head fingerprints).
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
 mod checkpoint;
@@ -28,6 +35,10 @@ mod sink;
 mod spec;
 mod tailer;
 mod wait;
+
+/// Needs Linux: finishing a renamed file after a restart relies on /proc.
+#[cfg(all(test, target_os = "linux"))]
+mod model_test;
 
 pub use error::Error;
 pub use sink::{LineSink, LogLine};

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::checkpoint::{Saved, Store};
-use crate::identity::{read_at, FileKey, Head, HEAD_MAX};
+use crate::identity::{current_path, read_at, FileKey, Head, HEAD_MAX};
 use crate::lines::next_piece;
 use crate::spec::{literal_dir, match_options, validate_pattern};
 use crate::wait::Waiter;
@@ -109,28 +109,7 @@ impl Tailer {
     /// passed since the last write, and on return (also on a sink error: they only
     /// ever cover accepted lines).
     pub fn run<S: LineSink>(&mut self, sink: &mut S) -> Result<(), Error> {
-        fs::create_dir_all(&self.state_dir).map_err(|source| Error::State {
-            path: self.state_dir.clone(),
-            source,
-        })?;
-        let store = Store::new(&self.state_dir);
-        let loaded = store.load()?;
-        let mut run = Run {
-            specs: &self.specs,
-            options: &self.options,
-            stats: &self.stats,
-            store,
-            first_start: loaded.is_none(),
-            resume: loaded.unwrap_or_default(),
-            tracked: HashMap::new(),
-            waiter: Waiter::new(),
-            scratch: Vec::new(),
-            unsaved_lines: 0,
-            dirty: true,
-            last_save: Instant::now(),
-        };
-        run.rescan(true);
-        run.save()?;
+        let mut run = Run::start(&self.specs, &self.options, &self.stats, &self.state_dir)?;
         let result = run.main_loop(sink, &self.stop);
         let saved = run.save();
         result.and(saved)
@@ -142,13 +121,15 @@ impl Tailer {
 struct Tracked {
     key: FileKey,
     path: PathBuf,
-    spec: usize,
+    intake_key: String,
     file: File,
     head: Head,
     /// File offset just past the last line the sink accepted.
     offset: u64,
     /// Bytes after `offset` already read: the start of a line not yet complete.
     pending: Vec<u8>,
+    /// Order in which files were opened: older files are read first.
+    seq: u64,
     /// When the path was first seen not to lead to this file any more, or when it last
     /// grew after that; the file is closed `rotated_grace` later.
     gone_since: Option<Instant>,
@@ -159,12 +140,16 @@ impl Tracked {
         self.offset + self.pending.len() as u64
     }
 
+    /// The checkpoint record; the path is where the file is now if that can be
+    /// learnt, so a file renamed away can still be finished after a restart.
     fn saved(&self) -> Saved {
         Saved {
             key: self.key,
             head: self.head,
             offset: self.offset,
-            path: self.path.clone(),
+            path: current_path(&self.file).unwrap_or_else(|| self.path.clone()),
+            intake_key: self.intake_key.clone(),
+            order: 0,
         }
     }
 }
@@ -181,7 +166,7 @@ struct Step {
 }
 
 /// The state of one [`Tailer::run`].
-struct Run<'a> {
+pub(crate) struct Run<'a> {
     specs: &'a [WatchSpec],
     options: &'a Options,
     stats: &'a Stats,
@@ -196,9 +181,44 @@ struct Run<'a> {
     unsaved_lines: u64,
     dirty: bool,
     last_save: Instant,
+    next_seq: u64,
 }
 
-impl Run<'_> {
+impl<'a> Run<'a> {
+    /// Loads the checkpoints, does the initial scan and persists its result at once, so a
+    /// crash right after the very first start is not mistaken for another first start.
+    pub(crate) fn start(
+        specs: &'a [WatchSpec],
+        options: &'a Options,
+        stats: &'a Stats,
+        state_dir: &Path,
+    ) -> Result<Self, Error> {
+        fs::create_dir_all(state_dir).map_err(|source| Error::State {
+            path: state_dir.to_owned(),
+            source,
+        })?;
+        let store = Store::new(state_dir);
+        let loaded = store.load()?;
+        let mut run = Run {
+            specs,
+            options,
+            stats,
+            store,
+            first_start: loaded.is_none(),
+            resume: loaded.unwrap_or_default(),
+            tracked: HashMap::new(),
+            waiter: Waiter::new(),
+            scratch: Vec::new(),
+            unsaved_lines: 0,
+            dirty: true,
+            last_save: Instant::now(),
+            next_seq: 0,
+        };
+        run.rescan(true);
+        run.save()?;
+        Ok(run)
+    }
+
     fn main_loop<S: LineSink>(&mut self, sink: &mut S, stop: &StopHandle) -> Result<(), Error> {
         let mut next_scan = Instant::now() + self.options.poll_interval;
         let mut rescan_now = false;
@@ -223,14 +243,21 @@ impl Run<'_> {
     }
 
     /// Reads every open file up to its end (or budget); true if any new bytes came in.
-    fn service_all<S: LineSink>(&mut self, sink: &mut S) -> Result<bool, Error> {
+    /// Files rotated away go first, then by age, so an old file's last lines precede
+    /// the first lines of its successor.
+    pub(crate) fn service_all<S: LineSink>(&mut self, sink: &mut S) -> Result<bool, Error> {
         let mut busy = false;
-        let keys: Vec<FileKey> = self.tracked.keys().copied().collect();
+        let mut order: Vec<(bool, u64, FileKey)> = self
+            .tracked
+            .values()
+            .map(|t| (t.gone_since.is_none(), t.seq, t.key))
+            .collect();
+        order.sort_unstable_by_key(|&(in_place, seq, _)| (in_place, seq));
+        let keys = order.into_iter().map(|(_, _, key)| key);
         for key in keys {
             while let Some(tracked) = self.tracked.get_mut(&key) {
                 let step = service(
                     tracked,
-                    self.specs,
                     self.options,
                     self.stats,
                     &mut self.scratch,
@@ -269,7 +296,7 @@ impl Run<'_> {
 
     /// Expands the patterns: picks up new files, notices files that were renamed away or
     /// deleted, and watches the directories involved.
-    fn rescan(&mut self, initial: bool) {
+    pub(crate) fn rescan(&mut self, initial: bool) {
         let now = Instant::now();
         let mut found: HashMap<FileKey, (PathBuf, usize)> = HashMap::new();
         for (index, spec) in self.specs.iter().enumerate() {
@@ -311,6 +338,10 @@ impl Run<'_> {
             }
         }
 
+        if initial {
+            // Before the new files, so they count as older than those.
+            self.reopen_rotated(&found);
+        }
         let mut new: Vec<(FileKey, PathBuf, usize)> = found
             .iter()
             .filter(|(key, _)| !self.tracked.contains_key(key))
@@ -323,7 +354,8 @@ impl Run<'_> {
                 waiting += 1;
                 continue;
             }
-            if let Err(e) = self.open(key, &path, spec, initial) {
+            let intake_key = self.specs.get(spec).map(|s| s.intake_key.clone());
+            if let Err(e) = self.open(key, &path, intake_key.unwrap_or_default(), initial) {
                 tracing::warn!(path = %path.display(), error = %e, "cannot open log file");
             }
         }
@@ -342,8 +374,49 @@ impl Run<'_> {
             .store(self.tracked.len() as u64, Ordering::Relaxed);
     }
 
+    /// After a restart: files with a checkpoint that no pattern matches any more but that
+    /// are still where the checkpoint says (renamed away by rotation before the previous
+    /// run finished them) are opened again and drained, so their last lines are not lost.
+    fn reopen_rotated(&mut self, found: &HashMap<FileKey, (PathBuf, usize)>) {
+        let mut candidates: Vec<Saved> = self
+            .resume
+            .values()
+            .filter(|saved| !found.contains_key(&saved.key))
+            .cloned()
+            .collect();
+        candidates.sort_unstable_by_key(|saved| saved.order);
+        for saved in candidates {
+            if self.tracked.len() >= self.options.max_open_files {
+                break;
+            }
+            let same = fs::metadata(&saved.path)
+                .is_ok_and(|meta| FileKey::of(&meta, &saved.path) == saved.key);
+            if !same {
+                continue;
+            }
+            match self.open(saved.key, &saved.path, saved.intake_key.clone(), false) {
+                Ok(()) => {
+                    if let Some(tracked) = self.tracked.get_mut(&saved.key) {
+                        tracing::debug!(path = %saved.path.display(), "finishing a file rotated away before the restart");
+                        tracked.gone_since = Some(Instant::now());
+                        bump(&self.stats.rotations, 1);
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(path = %saved.path.display(), error = %e, "cannot reopen rotated log file");
+                }
+            }
+        }
+    }
+
     /// Opens a newly matched file and decides where reading starts.
-    fn open(&mut self, key: FileKey, path: &Path, spec: usize, initial: bool) -> io::Result<()> {
+    fn open(
+        &mut self,
+        key: FileKey,
+        path: &Path,
+        intake_key: String,
+        initial: bool,
+    ) -> io::Result<()> {
         let file = File::open(path)?;
         let meta = file.metadata()?;
         if FileKey::of(&meta, path) != key {
@@ -367,24 +440,31 @@ impl Run<'_> {
             Tracked {
                 key,
                 path: path.to_owned(),
-                spec,
+                intake_key,
                 file,
                 head,
                 offset,
                 pending: Vec::new(),
+                seq: self.next_seq,
                 gone_since: None,
             },
         );
+        self.next_seq += 1;
         self.dirty = true;
         Ok(())
     }
 
-    fn save(&mut self) -> Result<(), Error> {
-        let records: Vec<Saved> = self
-            .tracked
-            .values()
+    pub(crate) fn save(&mut self) -> Result<(), Error> {
+        // Oldest first (rotated away, then by age, then not yet opened), which is the
+        // order a restart finishes rotated files in.
+        let mut tracked: Vec<&Tracked> = self.tracked.values().collect();
+        tracked.sort_unstable_by_key(|t| (t.gone_since.is_none(), t.seq));
+        let mut waiting: Vec<&Saved> = self.resume.values().collect();
+        waiting.sort_unstable_by_key(|s| s.order);
+        let records: Vec<Saved> = tracked
+            .into_iter()
             .map(Tracked::saved)
-            .chain(self.resume.values().cloned())
+            .chain(waiting.into_iter().cloned())
             .collect();
         self.store.save(records.iter())?;
         self.unsaved_lines = 0;
@@ -398,7 +478,6 @@ impl Run<'_> {
 /// Reads what is new in one file and delivers its complete lines.
 fn service<S: LineSink>(
     t: &mut Tracked,
-    specs: &[WatchSpec],
     options: &Options,
     stats: &Stats,
     scratch: &mut Vec<u8>,
@@ -406,7 +485,6 @@ fn service<S: LineSink>(
     sink: &mut S,
 ) -> Result<Step, Error> {
     let mut step = Step::default();
-    let intake_key = specs.get(t.spec).map_or("", |s| s.intake_key.as_str());
     let size = match t.file.metadata() {
         Ok(meta) => meta.len(),
         Err(e) => {
@@ -422,7 +500,7 @@ fn service<S: LineSink>(
         // unfinished line goes out as it is, and the new content is read from 0.
         tracing::debug!(path = %t.path.display(), "log file truncated; reading from its beginning");
         let pending = std::mem::take(&mut t.pending);
-        deliver_rest(t, intake_key, &pending, stats, unsaved, sink)?;
+        deliver_rest(t, &pending, stats, unsaved, sink)?;
         t.offset = 0;
         t.head = Head::of_bytes(&[]);
         bump(&stats.truncations, 1);
@@ -475,7 +553,7 @@ fn service<S: LineSink>(
             let piece = next_piece(scratch, pos, max);
             if let Some(p) = piece {
                 batch.push(LogLine {
-                    intake_key,
+                    intake_key: &t.intake_key,
                     path: &t.path,
                     bytes: &scratch[p.start..p.end],
                     complete: p.complete,
@@ -512,7 +590,7 @@ fn service<S: LineSink>(
         if let Some(since) = t.gone_since {
             if since.elapsed() >= options.rotated_grace {
                 let pending = std::mem::take(&mut t.pending);
-                deliver_rest(t, intake_key, &pending, stats, unsaved, sink)?;
+                deliver_rest(t, &pending, stats, unsaved, sink)?;
                 step.close = true;
             }
         }
@@ -535,7 +613,6 @@ fn deliver<S: LineSink>(sink: &mut S, batch: &[LogLine<'_>], stats: &Stats) -> R
 /// truncated): the bytes are never dropped, they go out marked incomplete.
 fn deliver_rest<S: LineSink>(
     t: &mut Tracked,
-    intake_key: &str,
     rest: &[u8],
     stats: &Stats,
     unsaved: &mut u64,
@@ -545,7 +622,7 @@ fn deliver_rest<S: LineSink>(
         return Ok(());
     }
     let line = LogLine {
-        intake_key,
+        intake_key: &t.intake_key,
         path: &t.path,
         bytes: rest,
         complete: false,
