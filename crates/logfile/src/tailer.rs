@@ -426,9 +426,8 @@ impl<'a> Run<'a> {
         let head = Head::read(&file)?;
         let offset = match self.resume.remove(&key) {
             Some(saved) if saved.head.matches(&file)? && saved.offset <= size => saved.offset,
-            Some(saved) => {
+            Some(_) => {
                 tracing::info!(path = %path.display(), "log file changed while not followed (new file on a reused inode, or truncated); reading it from its beginning");
-                let _ = saved;
                 0
             }
             None if initial && self.first_start && self.options.start_at_end => size,
@@ -494,7 +493,8 @@ fn service<S: LineSink>(
         }
     };
 
-    let replaced = size < t.read_pos() || !t.head.matches(&t.file).unwrap_or(false);
+    // A failed head read is not evidence of replacement: starting over would duplicate.
+    let replaced = size < t.read_pos() || !t.head.matches(&t.file).unwrap_or(true);
     if replaced {
         // copytruncate (or rewritten in place): what was read stays delivered, the
         // unfinished line goes out as it is, and the new content is read from 0.

@@ -341,3 +341,34 @@ fn lines_left_over_by_a_checkpoint_go_out_without_further_writes() {
     assert!(got.iter().map(|g| g.bytes.clone()).eq((0..101).map(line)));
     assert!(checkpoints >= 101 / 4, "a checkpoint every 3-4 lines");
 }
+
+#[test]
+fn files_beyond_max_open_wait_for_a_free_slot() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = tempfile::tempdir().unwrap();
+    let running = Running::start(
+        vec![spec(&dir.path().join("*.log"), "k")],
+        state.path(),
+        common::Options {
+            max_open_files: 1,
+            ..fast_options()
+        },
+    );
+    let (a, b) = (dir.path().join("a.log"), dir.path().join("b.log"));
+    append(&a, b"a1\n");
+    running.wait_lines(1, T);
+    append(&b, b"b1\n");
+    wait_until(T, || {
+        running.stats.files_waiting.load(Ordering::Relaxed) == 1
+    });
+    assert_eq!(running.stats.files_open.load(Ordering::Relaxed), 1);
+    assert_eq!(
+        running.count(),
+        1,
+        "b.log must wait while a.log holds the only slot"
+    );
+    fs::remove_file(&a).unwrap();
+    running.wait_lines(2, T);
+    assert_eq!(running.bytes(), vec![b"a1".to_vec(), b"b1".to_vec()]);
+    assert_eq!(running.stats.files_waiting.load(Ordering::Relaxed), 0);
+}
