@@ -5,7 +5,7 @@
 //!   (the typed model reads through a `Value`, so this ratio is its whole extra cost).
 //!
 //! Run: `cargo bench -p agent-event --bench serialize` (iterations as first argument,
-//! default 200000).
+//! default 100000).
 
 use std::hint::black_box;
 use std::time::{Duration, Instant};
@@ -18,16 +18,17 @@ const SAMPLES: &str = concat!(
     "/../../../shared/reference/dialect-samples/endpoint-agent-events.jsonl"
 );
 
-/// Best of `runs` timings of `f`.
-fn best<F: FnMut()>(runs: usize, mut f: F) -> Duration {
-    (0..runs)
-        .map(|_| {
-            let t = Instant::now();
-            f();
-            t.elapsed()
-        })
-        .min()
-        .unwrap_or_default()
+/// Best of `runs` timings of `a` and of `b`, measured alternately so that load changes on
+/// a shared machine hit both sides alike.
+fn best_pair<A: FnMut(), B: FnMut()>(runs: usize, mut a: A, mut b: B) -> (Duration, Duration) {
+    let time = |f: &mut dyn FnMut()| {
+        let t = Instant::now();
+        f();
+        t.elapsed()
+    };
+    (0..runs).fold((Duration::MAX, Duration::MAX), |(ba, bb), _| {
+        (ba.min(time(&mut a)), bb.min(time(&mut b)))
+    })
 }
 
 /// A file-creation event as the Linux collector emits it.
@@ -90,7 +91,7 @@ fn main() {
     let iters: usize = std::env::args()
         .skip(1)
         .find_map(|a| a.parse().ok())
-        .unwrap_or(200_000);
+        .unwrap_or(100_000);
 
     // Writing.
     let event = typical();
@@ -100,20 +101,24 @@ fn main() {
         event.write_json(&mut buf).expect("write");
         buf.len()
     };
-    let typed = best(5, || {
-        for _ in 0..iters {
-            buf.clear();
-            black_box(&event).write_json(&mut buf).expect("write");
-            black_box(&buf);
-        }
-    });
-    let generic = best(5, || {
-        for _ in 0..iters {
-            buf.clear();
-            serde_json::to_writer(&mut buf, black_box(&as_value)).expect("write");
-            black_box(&buf);
-        }
-    });
+    let mut buf2 = Vec::with_capacity(4096);
+    let (typed, generic) = best_pair(
+        9,
+        || {
+            for _ in 0..iters {
+                buf.clear();
+                black_box(&event).write_json(&mut buf).expect("write");
+                black_box(&buf);
+            }
+        },
+        || {
+            for _ in 0..iters {
+                buf2.clear();
+                serde_json::to_writer(&mut buf2, black_box(&as_value)).expect("write");
+                black_box(&buf2);
+            }
+        },
+    );
     let rate = |d: Duration, n: usize| n as f64 / d.as_secs_f64();
     println!(
         "write ({bytes} B event): Event {:.0} events/s, Value baseline {:.0} events/s, ratio {:.2}x",
@@ -133,20 +138,23 @@ fn main() {
         })
         .collect();
     let rounds = (iters / lines.len()).max(1);
-    let typed = best(5, || {
-        for _ in 0..rounds {
-            for l in &lines {
-                black_box(Event::from_json(black_box(l)).expect("event"));
+    let (typed, generic) = best_pair(
+        9,
+        || {
+            for _ in 0..rounds {
+                for l in &lines {
+                    black_box(Event::from_json(black_box(l)).expect("event"));
+                }
             }
-        }
-    });
-    let generic = best(5, || {
-        for _ in 0..rounds {
-            for l in &lines {
-                black_box(serde_json::from_str::<Value>(black_box(l)).expect("json"));
+        },
+        || {
+            for _ in 0..rounds {
+                for l in &lines {
+                    black_box(serde_json::from_str::<Value>(black_box(l)).expect("json"));
+                }
             }
-        }
-    });
+        },
+    );
     let n = rounds * lines.len();
     println!(
         "read ({} samples): Event {:.0} events/s, Value baseline {:.0} events/s, ratio {:.2}x",

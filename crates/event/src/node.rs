@@ -22,6 +22,11 @@ pub trait Node: Serialize + Sized {
     fn is_empty(&self) -> bool;
     /// The typed value, if `v` converts without any change of its JSON form.
     fn from_json(v: &Value) -> Option<Self>;
+    /// Like [`Node::from_json`], consuming `v` (no copy of strings and objects); gives
+    /// `v` back when it does not convert.
+    fn from_json_owned(v: Value) -> Result<Self, Value> {
+        Self::from_json(&v).ok_or(v)
+    }
     /// Appends the dotted path of every value kept in an `other` map (fields the model
     /// does not type), under `prefix`. Shows what a producer sends beyond the model.
     fn untyped_paths(&self, prefix: &str, out: &mut Vec<String>) {
@@ -30,11 +35,16 @@ pub trait Node: Serialize + Sized {
 }
 
 /// Stores `v` in `slot` if it converts exactly and is not empty; else keeps it raw in `other`.
-pub(crate) fn put<T: Node>(slot: &mut T, key: &str, v: &Value, other: &mut Map<String, Value>) {
-    match T::from_json(v) {
-        Some(t) if !t.is_empty() => *slot = t,
-        _ => {
-            other.insert(key.to_owned(), v.clone());
+pub(crate) fn put<T: Node>(slot: &mut T, key: String, v: Value, other: &mut Map<String, Value>) {
+    match T::from_json_owned(v) {
+        Ok(t) if !t.is_empty() => *slot = t,
+        // Only empty values land here, so re-creating them is cheap.
+        Ok(t) => {
+            let raw = serde_json::to_value(&t).unwrap_or(Value::Null);
+            other.insert(key, raw);
+        }
+        Err(raw) => {
+            other.insert(key, raw);
         }
     }
 }
@@ -45,6 +55,12 @@ impl Node for String {
     }
     fn from_json(v: &Value) -> Option<Self> {
         v.as_str().map(str::to_owned)
+    }
+    fn from_json_owned(v: Value) -> Result<Self, Value> {
+        match v {
+            Value::String(s) => Ok(s),
+            other => Err(other),
+        }
     }
 }
 
@@ -103,6 +119,12 @@ impl Node for Map<String, Value> {
     fn from_json(v: &Value) -> Option<Self> {
         v.as_object().cloned()
     }
+    fn from_json_owned(v: Value) -> Result<Self, Value> {
+        match v {
+            Value::Object(m) => Ok(m),
+            other => Err(other),
+        }
+    }
 }
 
 impl Node for Timestamp {
@@ -123,6 +145,9 @@ impl<T: Node> Node for Option<T> {
     fn from_json(v: &Value) -> Option<Self> {
         T::from_json(v).map(Some)
     }
+    fn from_json_owned(v: Value) -> Result<Self, Value> {
+        T::from_json_owned(v).map(Some)
+    }
     fn untyped_paths(&self, prefix: &str, out: &mut Vec<String>) {
         if let Some(t) = self {
             t.untyped_paths(prefix, out);
@@ -136,6 +161,9 @@ impl<T: Node> Node for Box<T> {
     }
     fn from_json(v: &Value) -> Option<Self> {
         T::from_json(v).map(Box::new)
+    }
+    fn from_json_owned(v: Value) -> Result<Self, Value> {
+        T::from_json_owned(v).map(Box::new)
     }
     fn untyped_paths(&self, prefix: &str, out: &mut Vec<String>) {
         (**self).untyped_paths(prefix, out);
@@ -186,16 +214,23 @@ macro_rules! node_struct {
                 true $(&& $crate::node::Node::is_empty(&self.$field))* && self.other.is_empty()
             }
             fn from_json(v: &serde_json::Value) -> Option<Self> {
+                Self::from_json_owned(v.clone()).ok()
+            }
+            fn from_json_owned(v: serde_json::Value) -> Result<Self, serde_json::Value> {
+                let map = match v {
+                    serde_json::Value::Object(map) => map,
+                    other => return Err(other),
+                };
                 let mut out = $name::default();
-                for (k, v) in v.as_object()? {
+                for (k, v) in map {
                     match k.as_str() {
                         $( $key => $crate::node::put(&mut out.$field, k, v, &mut out.other), )*
                         _ => {
-                            out.other.insert(k.clone(), v.clone());
+                            out.other.insert(k, v);
                         }
                     }
                 }
-                Some(out)
+                Ok(out)
             }
             fn untyped_paths(&self, prefix: &str, out: &mut Vec<String>) {
                 let join = |key: &str| {
@@ -229,7 +264,7 @@ macro_rules! node_struct {
         impl<'de> serde::Deserialize<'de> for $name {
             fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
                 let value = serde_json::Value::deserialize(deserializer)?;
-                <$name as $crate::node::Node>::from_json(&value).ok_or_else(|| {
+                <$name as $crate::node::Node>::from_json_owned(value).map_err(|_| {
                     serde::de::Error::custom(concat!("expected a JSON object for ", stringify!($name)))
                 })
             }
