@@ -3,6 +3,7 @@
 //! and exit codes.
 
 mod cmd;
+mod runtime;
 
 use std::process::ExitCode;
 
@@ -35,6 +36,7 @@ enum Command {
     Run(cmd::run::RunArgs),
     Config(cmd::config::ConfigArgs),
     Service(cmd::service::ServiceArgs),
+    Status(cmd::status::StatusArgs),
 }
 
 /// `v<semver>+<git sha>`, or `v<semver>` when built outside git.
@@ -98,5 +100,6 @@ fn main() -> ExitCode {
         Some(Command::Run(args)) => args.run(),
         Some(Command::Config(args)) => args.run(),
         Some(Command::Service(args)) => args.run(),
+        Some(Command::Status(args)) => args.run(),
     }
 }

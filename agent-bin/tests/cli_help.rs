@@ -80,12 +80,30 @@ fn each_command_has_its_own_help() {
 
 #[test]
 fn unimplemented_commands_exit_2_and_say_so() {
-    for args in [&["update"][..], &["run"][..], &["run", "--console"][..]] {
+    for args in [&["update"][..]] {
         let (code, out, err) = run(args);
         assert_eq!(code, 2, "{args:?}");
         assert!(err.contains("not implemented yet"), "{args:?}: {err}");
         assert!(out.is_empty(), "{args:?}: {out}");
     }
+}
+
+#[test]
+fn run_without_an_intake_key_explains_how_to_install_or_use_console() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("config.yaml");
+    std::fs::write(&config, "EnableDNSResolutions: true\n").unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_agent"))
+        .args(["run", "--config"])
+        .arg(&config)
+        .env("ENDPOINT_AGENT_ROOT", dir.path())
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("no IntakeKey"), "{err}");
+    assert!(err.contains("agent install --intake-key"), "{err}");
+    assert!(err.contains("--console"), "{err}");
 }
 
 #[test]

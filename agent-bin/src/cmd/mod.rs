@@ -4,6 +4,7 @@ pub mod config;
 pub mod install;
 pub mod run;
 pub mod service;
+pub mod status;
 pub mod uninstall;
 pub mod update;
 

@@ -1,0 +1,75 @@
+//! The ring's reader as the shipper's record source.
+
+use std::collections::VecDeque;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use agent_buffer::{Position, RingError, RingReader};
+use agent_transport::{RecordSource, SourceRecord};
+use tokio::sync::Notify;
+
+/// Most payload bytes one read takes from the ring.
+const MAX_READ_BYTES: usize = 4 << 20;
+
+/// Adapts [`RingReader`] (positions are segment + offset + sequence number) to the
+/// shipper's [`RecordSource`] (positions are plain ordered integers: the sequence number).
+#[derive(Debug)]
+pub struct RingSource {
+    reader: RingReader,
+    notify: Arc<Notify>,
+    /// Positions handed out and not yet acknowledged, oldest first.
+    in_flight: VecDeque<Position>,
+}
+
+impl RingSource {
+    /// Wraps a reader; the ring wakes [`RecordSource::wait`] when the writer publishes.
+    pub fn new(reader: RingReader) -> Self {
+        let notify = Arc::new(Notify::new());
+        let waker = notify.clone();
+        reader.set_notify(move || waker.notify_one());
+        RingSource {
+            reader,
+            notify,
+            in_flight: VecDeque::new(),
+        }
+    }
+}
+
+impl RecordSource for RingSource {
+    type Error = RingError;
+
+    fn read(&mut self, max: usize) -> Result<Vec<SourceRecord>, RingError> {
+        let batch = self.reader.read_batch(max, MAX_READ_BYTES)?;
+        let mut out = Vec::with_capacity(batch.len());
+        for (pos, bytes) in batch {
+            self.in_flight.push_back(pos);
+            out.push(SourceRecord {
+                position: pos.seq(),
+                bytes,
+            });
+        }
+        Ok(out)
+    }
+
+    fn ack(&mut self, upto: u64) -> Result<(), RingError> {
+        let mut last = None;
+        while let Some(pos) = self.in_flight.front() {
+            if pos.seq() > upto {
+                break;
+            }
+            last = self.in_flight.pop_front();
+        }
+        match last {
+            Some(pos) => self.reader.ack(pos),
+            None => Ok(()),
+        }
+    }
+
+    fn wait(&mut self, timeout: Duration) -> impl Future<Output = ()> {
+        let notify = self.notify.clone();
+        async move {
+            let _ = tokio::time::timeout(timeout, notify.notified()).await;
+        }
+    }
+}

@@ -1,0 +1,225 @@
+//! The status file: the running agent's state, refreshed every few seconds, read by
+//! `agent status` (no socket, so it works without root wherever the file mode allows).
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use serde::{Deserialize, Serialize};
+
+/// File name of the status file in the state directory.
+pub const STATUS_FILE: &str = "status.json";
+
+/// A status older than this means the agent is not running (it refreshes every 2 s).
+pub const STALE_AFTER: Duration = Duration::from_secs(15);
+
+/// The ring's part of the status.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct RingStatus {
+    /// Bytes of segment files on disk.
+    pub bytes_on_disk: u64,
+    /// The ring's capacity.
+    pub capacity: u64,
+    /// Records written and not yet acknowledged by the intake.
+    pub records_pending: u64,
+    /// Records dropped because the ring was full (oldest first).
+    pub records_dropped: u64,
+    /// Bytes dropped because the ring was full.
+    pub bytes_dropped: u64,
+    /// Damaged records skipped.
+    pub corrupt_skipped: u64,
+}
+
+/// The shipper's part of the status.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct ShipperStatus {
+    /// Records the intake accepted.
+    pub events_sent: u64,
+    /// Request bodies before gzip.
+    pub bytes_plain: u64,
+    /// Request bodies as sent.
+    pub bytes_gzip: u64,
+    /// Retried attempts.
+    pub retries: u64,
+    /// Records refused for good.
+    pub rejected: u64,
+    /// Unix time of the last accepted request.
+    pub last_success_unix: Option<u64>,
+    /// The last failure (never holds a password).
+    pub last_error: Option<String>,
+}
+
+/// One collector's state.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct CollectorStatus {
+    /// `running`, `stopped`, `failed: ...` or `disabled: ...`.
+    pub state: String,
+    /// Events or lines produced.
+    pub produced: u64,
+    /// Events dropped (channel full).
+    pub dropped: u64,
+}
+
+/// Everything `agent status` shows.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Status {
+    /// The agent's process id.
+    pub pid: u32,
+    /// `v<semver>+<sha>`.
+    pub version: String,
+    /// `console` or `ship`.
+    pub mode: String,
+    /// Unix time the agent started.
+    pub started_unix: u64,
+    /// Unix time of this snapshot.
+    pub updated_unix: u64,
+    /// Events and lines the writer put in the ring.
+    pub written_events: u64,
+    /// Log lines the writer put in the ring.
+    pub written_lines: u64,
+    /// The ring, when shipping.
+    pub ring: Option<RingStatus>,
+    /// The shipper, when shipping.
+    pub shipper: Option<ShipperStatus>,
+    /// Collectors by name.
+    pub collectors: BTreeMap<String, CollectorStatus>,
+}
+
+/// Seconds since the Unix epoch.
+pub fn unix_now() -> u64 {
+    unix(SystemTime::now())
+}
+
+/// Seconds since the Unix epoch of `t` (0 before it).
+pub fn unix(t: SystemTime) -> u64 {
+    t.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
+}
+
+/// Path of the status file in `state_dir`.
+pub fn path_in(state_dir: &Path) -> PathBuf {
+    state_dir.join(STATUS_FILE)
+}
+
+/// Writes the status atomically (temporary file + rename), mode 0644: it holds no secret.
+pub fn write(state_dir: &Path, status: &Status) -> std::io::Result<()> {
+    let path = path_in(state_dir);
+    let tmp = state_dir.join(format!("{STATUS_FILE}.tmp"));
+    let json = serde_json::to_vec_pretty(status).map_err(std::io::Error::other)?;
+    {
+        let mut f = std::fs::File::create(&tmp)?;
+        f.write_all(&json)?;
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            f.set_permissions(std::fs::Permissions::from_mode(0o644))?;
+        }
+    }
+    std::fs::rename(&tmp, &path)
+}
+
+/// Reads the status file.
+pub fn read(state_dir: &Path) -> std::io::Result<Status> {
+    let bytes = std::fs::read(path_in(state_dir))?;
+    serde_json::from_slice(&bytes).map_err(std::io::Error::other)
+}
+
+/// Human-readable rendering for `agent status`.
+pub fn render(s: &Status, now_unix: u64) -> String {
+    use std::fmt::Write as _;
+    let mut out = String::new();
+    let age = now_unix.saturating_sub(s.updated_unix);
+    let running = age <= STALE_AFTER.as_secs();
+    let _ = writeln!(
+        out,
+        "agent {} (pid {}, mode {}): {}",
+        s.version,
+        s.pid,
+        s.mode,
+        if running {
+            format!("running for {}s", now_unix.saturating_sub(s.started_unix))
+        } else {
+            format!("NOT RUNNING (status last refreshed {age}s ago)")
+        }
+    );
+    let _ = writeln!(
+        out,
+        "written: {} events, {} log lines",
+        s.written_events, s.written_lines
+    );
+    if let Some(r) = &s.ring {
+        let pct = if r.capacity > 0 {
+            r.bytes_on_disk as f64 * 100.0 / r.capacity as f64
+        } else {
+            0.0
+        };
+        let _ = writeln!(
+            out,
+            "ring: {} bytes of {} ({pct:.1}%), {} records pending, {} dropped ({} bytes), {} corrupt skipped",
+            r.bytes_on_disk, r.capacity, r.records_pending, r.records_dropped, r.bytes_dropped, r.corrupt_skipped
+        );
+    }
+    if let Some(t) = &s.shipper {
+        let last = t.last_success_unix.map_or("never".to_owned(), |u| {
+            format!("{}s ago", now_unix.saturating_sub(u))
+        });
+        let _ = writeln!(
+            out,
+            "shipper: {} sent ({} bytes, {} gzipped), {} retries, {} rejected, last success {last}",
+            t.events_sent, t.bytes_plain, t.bytes_gzip, t.retries, t.rejected
+        );
+        if let Some(e) = &t.last_error {
+            let _ = writeln!(out, "shipper last error: {e}");
+        }
+    }
+    for (name, c) in &s.collectors {
+        let _ = writeln!(
+            out,
+            "collector {name}: {} ({} produced, {} dropped)",
+            c.state, c.produced, c.dropped
+        );
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trips_and_renders_staleness() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = Status {
+            pid: 42,
+            version: "v0.1.0".into(),
+            mode: "ship".into(),
+            started_unix: 1000,
+            updated_unix: 1010,
+            ring: Some(RingStatus {
+                bytes_on_disk: 50,
+                capacity: 100,
+                records_pending: 3,
+                ..RingStatus::default()
+            }),
+            ..Status::default()
+        };
+        s.collectors.insert(
+            "logfile".into(),
+            CollectorStatus {
+                state: "running".into(),
+                produced: 7,
+                dropped: 0,
+            },
+        );
+        write(dir.path(), &s).unwrap();
+        assert_eq!(read(dir.path()).unwrap(), s);
+        let live = render(&s, 1012);
+        assert!(live.contains("running for 12s"), "{live}");
+        assert!(live.contains("(50.0%), 3 records pending"), "{live}");
+        assert!(
+            live.contains("collector logfile: running (7 produced"),
+            "{live}"
+        );
+        assert!(render(&s, 1100).contains("NOT RUNNING"));
+    }
+}
