@@ -161,6 +161,8 @@ struct Step {
     progressed: bool,
     /// Stopped early (budget or checkpoint due): call again.
     more: bool,
+    /// Stopped because this file had its share for this round: serve the others first.
+    budget_spent: bool,
     /// The file is finished (rotated away and drained, or unreadable).
     close: bool,
 }
@@ -223,10 +225,11 @@ impl<'a> Run<'a> {
         let mut next_scan = Instant::now() + self.options.poll_interval;
         let mut rescan_now = false;
         while !stop.is_stopped() {
-            let busy = self.service_all(sink)?;
+            let mut busy = self.service_all(sink)?;
             let now = Instant::now();
             if rescan_now || now >= next_scan {
-                self.rescan(false);
+                // Newly opened files may hold data already: read it before sleeping.
+                busy |= self.rescan(false);
                 next_scan = now + self.options.poll_interval;
             }
             if self.dirty && self.last_save.elapsed() >= self.options.checkpoint_interval {
@@ -272,7 +275,7 @@ impl<'a> Run<'a> {
                 if self.unsaved_lines >= self.options.checkpoint_max_lines {
                     self.save()?;
                 }
-                if !step.more {
+                if !step.more || step.budget_spent {
                     break;
                 }
             }
@@ -295,8 +298,8 @@ impl<'a> Run<'a> {
     }
 
     /// Expands the patterns: picks up new files, notices files that were renamed away or
-    /// deleted, and watches the directories involved.
-    pub(crate) fn rescan(&mut self, initial: bool) {
+    /// deleted, and watches the directories involved. True if it opened a file.
+    pub(crate) fn rescan(&mut self, initial: bool) -> bool {
         let now = Instant::now();
         let mut found: HashMap<FileKey, (PathBuf, usize)> = HashMap::new();
         for (index, spec) in self.specs.iter().enumerate() {
@@ -349,6 +352,7 @@ impl<'a> Run<'a> {
             .collect();
         new.sort_by(|a, b| a.1.cmp(&b.1));
         let mut waiting = 0u64;
+        let open_before = self.tracked.len();
         for (key, path, spec) in new {
             if self.tracked.len() >= self.options.max_open_files {
                 waiting += 1;
@@ -372,6 +376,7 @@ impl<'a> Run<'a> {
         self.stats
             .files_open
             .store(self.tracked.len() as u64, Ordering::Relaxed);
+        self.tracked.len() > open_before
     }
 
     /// After a restart: files with a checkpoint that no pattern matches any more but that
@@ -516,12 +521,21 @@ fn service<S: LineSink>(
     loop {
         if read_total >= FILE_BUDGET {
             step.more = true;
+            step.budget_spent = true;
             break;
         }
         scratch.clear();
         scratch.extend_from_slice(&t.pending);
         let have = scratch.len();
-        scratch.resize(have + CHUNK, 0);
+        // The first read is sized by what fstat saw, so small appends need no 256 KiB
+        // buffer; once a read comes back full the file is growing fast: full chunks.
+        let avail = usize::try_from(size.saturating_sub(t.read_pos())).unwrap_or(CHUNK);
+        let want = if read_total == 0 {
+            avail.clamp(4096, CHUNK)
+        } else {
+            CHUNK
+        };
+        scratch.resize(have + want, 0);
         let n = match read_at(&t.file, &mut scratch[have..], t.read_pos()) {
             Ok(n) => n,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => 0,
@@ -581,7 +595,8 @@ fn service<S: LineSink>(
             step.more = true;
             break;
         }
-        if n == 0 {
+        // A short read reached the end; later appends come with a new wake-up.
+        if n < want {
             break;
         }
     }
