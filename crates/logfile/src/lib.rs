@@ -24,7 +24,10 @@
 //! loses what the writer appended between the copy and the truncation unless the tailer
 //! had read it already, and a truncated file that regrows past the old offset with
 //! the same first bytes (≤ 1 KiB) is taken for the old one (both inherent to
-//! copytruncate and head fingerprints).
+//! copytruncate and head fingerprints). On Windows std exposes no file index, so the
+//! identity there is the path: after a rename rotation the old handle keeps being
+//! followed and the new file at that path is not opened. Rename rotation is not supported
+//! there yet (copytruncate is).
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
 mod checkpoint;

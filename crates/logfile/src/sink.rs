@@ -25,6 +25,8 @@ pub struct LogLine<'a> {
 /// appended to the ring); checkpoints only ever cover accepted lines. Blocking in
 /// `deliver` is how backpressure reaches the tailer. On `Err` the tailer stops and
 /// returns [`crate::Error::Sink`]; the batch will be read again after a restart.
+/// Likewise a batch the process dies inside `deliver` with was never accepted: whatever
+/// part of it the sink had already stored is delivered again after the restart.
 pub trait LineSink {
     /// The sink's own failure type.
     type Error: std::error::Error + Send + Sync + 'static;
