@@ -8,7 +8,7 @@
 //! Exactly-once across restarts: a checkpoint per file (device, inode, blake3 of the first
 //! ≤ 1 KiB, offset past the last accepted line) is written atomically, and only ever covers
 //! lines the sink accepted. After a crash the lines accepted since the last checkpoint are
-//! delivered again: fewer than [`Options::duplicate_bound`] lines, never lost ones.
+//! delivered again: at most [`Options::duplicate_bound`] lines per crash, never lost ones.
 //!
 //! Rotation: a file renamed away or deleted is read to its end (until it stopped growing
 //! for [`Options::rotated_grace`]) while the new file at the path is read from 0; a file
