@@ -17,6 +17,9 @@
 //! Memory is bounded by `max_pending_records` / `max_pending_bytes`; when the budget is
 //! used up by a held key, its records are moved to the tail of the source
 //! ([`RecordSource::requeue`]) if the source supports it, otherwise reading pauses.
+//! Records moved that way may reach the intake after later records of the same key (the
+//! intake orders by event time); every other stream keeps its order. Events and log lines
+//! go to different endpoints, so their relative order is not kept either.
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::future::Future;
