@@ -467,3 +467,18 @@ fn request_timeout_is_retried_without_loss() {
         .unwrap()
         .contains("no answer from the intake within 1s"));
 }
+
+#[test]
+fn shutdown_sends_what_is_pending_without_waiting_for_the_batch_delay() {
+    let intake = Intake::start(Box::new(|_| Action::Accept));
+    let source = MemorySource::new();
+    push_events(&source, "KEY-shutdown", 0..3);
+    let mut cfg = config(&intake);
+    cfg.batch_max_delay = Duration::from_secs(60);
+    cfg.shutdown_grace = Duration::from_secs(5);
+    // "Done" right away: the shutdown future resolves on the first poll.
+    let (_, elapsed) = ship_until(cfg, &source, Duration::from_secs(30), || true);
+    assert_eq!(accepted_seqs(&intake, "KEY-shutdown"), vec![0, 1, 2]);
+    assert_eq!(source.acked(), Some(2));
+    assert!(elapsed < Duration::from_secs(5), "{elapsed:?}");
+}
