@@ -78,7 +78,7 @@ impl Endpoint {
 pub struct IntakeAnswer {
     /// HTTP status.
     pub status: StatusCode,
-    /// `Retry-After` in seconds, when present.
+    /// `Retry-After` (seconds or HTTP-date), when present and readable.
     pub retry_after: Option<Duration>,
     /// The answer body (truncated to 64 KiB).
     pub body: Bytes,
@@ -198,8 +198,7 @@ impl IntakeClient {
             .headers()
             .get(RETRY_AFTER)
             .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.trim().parse::<u64>().ok())
-            .map(Duration::from_secs);
+            .and_then(|v| parse_retry_after(v, time::OffsetDateTime::now_utc()));
         let body = match Limited::new(resp.into_body(), MAX_ANSWER).collect().await {
             Ok(b) => b.to_bytes(),
             // An oversized or broken answer body: the status is what matters, but the
@@ -270,9 +269,39 @@ impl IntakeClient {
     }
 }
 
+/// `Retry-After` as delay-seconds or as an HTTP-date (IMF-fixdate) relative to `now`.
+fn parse_retry_after(value: &str, now: time::OffsetDateTime) -> Option<Duration> {
+    let value = value.trim();
+    if let Ok(secs) = value.parse::<u64>() {
+        return Some(Duration::from_secs(secs));
+    }
+    let format = time::macros::format_description!(
+        "[weekday repr:short], [day] [month repr:short] [year] [hour]:[minute]:[second] GMT"
+    );
+    let at = time::PrimitiveDateTime::parse(value, &format)
+        .ok()?
+        .assume_utc();
+    Some(Duration::try_from(at - now).unwrap_or(Duration::ZERO))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn retry_after_seconds_or_date() {
+        let now = time::macros::datetime!(2015-10-21 07:28:00 UTC);
+        assert_eq!(parse_retry_after(" 2 ", now), Some(Duration::from_secs(2)));
+        assert_eq!(
+            parse_retry_after("Wed, 21 Oct 2015 07:28:30 GMT", now),
+            Some(Duration::from_secs(30))
+        );
+        assert_eq!(
+            parse_retry_after("Wed, 21 Oct 2015 07:27:00 GMT", now),
+            Some(Duration::ZERO)
+        );
+        assert_eq!(parse_retry_after("soon", now), None);
+    }
 
     #[test]
     fn parses_endpoints() {
