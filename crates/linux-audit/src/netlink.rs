@@ -601,7 +601,10 @@ fn conflict_message(pid: u32) -> String {
 pub fn detect_conflicts(status: &Status) -> Vec<Conflict> {
     let me = std::process::id();
     let mut out = Vec::new();
-    if status.pid != 0 && status.pid != me {
+    // A daemon that died without unregistering leaves its pid behind until the kernel
+    // next tries to reach it; registering replaces it, so it is no conflict.
+    let alive = std::path::Path::new(&format!("/proc/{}", status.pid)).exists();
+    if status.pid != 0 && status.pid != me && alive {
         out.push(Conflict::AuditDaemon {
             pid: status.pid,
             comm: comm_of(status.pid),

@@ -27,9 +27,6 @@ pub enum ParseError {
     /// The `audit(SECS.MILLIS:SERIAL):` header is missing or malformed.
     #[error("malformed audit(...) header")]
     BadHeader,
-    /// The payload is not UTF-8 text.
-    #[error("record is not UTF-8")]
-    NotUtf8,
 }
 
 /// Event time as the kernel stamps it: seconds and milliseconds since the Unix epoch.
@@ -176,8 +173,10 @@ pub fn parse_netlink(record_type: u16, payload: &[u8]) -> Result<AuditRecord, Pa
         .iter()
         .position(|&b| b == 0)
         .unwrap_or(payload.len());
-    let text = std::str::from_utf8(&payload[..end]).map_err(|_| ParseError::NotUtf8)?;
-    parse_body(record_type, text)
+    // The kernel hex-encodes untrusted strings, so payloads are ASCII; should a byte slip
+    // through anyway, keep the record (with U+FFFD) rather than drop it.
+    let text = String::from_utf8_lossy(&payload[..end]);
+    parse_body(record_type, &text)
 }
 
 /// Parses `audit(SECS.MILLIS:SERIAL): key=value ...` for a record of type `record_type`.
@@ -498,7 +497,8 @@ mod tests {
             parse_line("type=SYSCALL msg=audit(1.x:1): "),
             Err(ParseError::BadHeader)
         );
-        assert_eq!(parse_netlink(1300, b"\xff\xfe"), Err(ParseError::NotUtf8));
+        let r = parse_netlink(1307, b"audit(1.1:1): cwd=\"/\xff\"").unwrap();
+        assert_eq!(r.get("cwd").as_deref(), Some("/\u{fffd}"));
         // Unterminated quotes keep the rest as the value rather than failing.
         let r = parse_line("type=CWD msg=audit(1.1:1): cwd=\"/tm").unwrap();
         assert_eq!(r.get("cwd").as_deref(), Some("/tm"));

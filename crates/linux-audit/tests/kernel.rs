@@ -42,7 +42,14 @@ impl KernelGuard {
         // SAFETY: flock on a descriptor we own; blocks until other processes release it.
         assert_eq!(unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX) }, 0);
         let mut s = AuditSocket::open().expect("open NETLINK_AUDIT (kernel built with audit?)");
-        let status = s.get_status().unwrap();
+        let mut status = s.get_status().unwrap();
+        if status.pid != 0 && !std::path::Path::new(&format!("/proc/{}", status.pid)).exists() {
+            // A test process killed while registered: registering makes the kernel notice
+            // the dead daemon and replace it; then unregister.
+            s.register().unwrap();
+            s.unregister().unwrap();
+            status = s.get_status().unwrap();
+        }
         assert_eq!(
             status.pid, 0,
             "an audit daemon (pid {}) is registered: stop auditd before running these tests",
@@ -423,4 +430,75 @@ fn kernel_multicast_mode_receives_without_registering() {
         |ev| ev.iter().filter(|e| has_key(e, key)).count() >= 10,
     );
     assert_eq!(events.iter().filter(|e| has_key(e, key)).count(), 10);
+}
+
+/// Not a test by itself: with `AGENT_AUDIT_FAKE_DAEMON=1` (set by
+/// `kernel_registered_daemon_is_reported_and_multicast_runs_beside_it`), registers as the
+/// audit daemon and stays registered until stdin closes.
+#[test]
+fn helper_fake_audit_daemon() {
+    if std::env::var_os("AGENT_AUDIT_FAKE_DAEMON").is_none() {
+        return;
+    }
+    let mut s = AuditSocket::open().unwrap();
+    s.register().unwrap();
+    let mut sink = Vec::new();
+    let _ = std::io::Read::read_to_end(&mut std::io::stdin(), &mut sink);
+    let _ = s.unregister();
+}
+
+#[test]
+fn kernel_registered_daemon_is_reported_and_multicast_runs_beside_it() {
+    let _guard = KernelGuard::take();
+    let child = Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", "helper_fake_audit_daemon", "--test-threads=1"])
+        .env("AGENT_AUDIT_FAKE_DAEMON", "1")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    struct Reap(std::process::Child);
+    impl Drop for Reap {
+        fn drop(&mut self) {
+            drop(self.0.stdin.take());
+            let _ = self.0.wait();
+        }
+    }
+    let pid = child.id();
+    let mut child = Reap(child);
+    // Wait until the kernel shows the helper as the audit daemon.
+    let mut ctl = AuditSocket::open().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while ctl.get_status().unwrap().pid != pid {
+        assert!(Instant::now() < deadline, "helper never registered");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+
+    let err = AuditSession::start(&SessionConfig::default(), &[]).unwrap_err();
+    let msg = err.to_string();
+    assert!(
+        msg.contains(&format!("(pid {pid}) is registered as the audit daemon")),
+        "{msg}"
+    );
+    assert!(msg.contains("multicast"), "{msg}");
+    assert_eq!(AuditSocket::open().unwrap().get_status().unwrap().pid, pid);
+
+    let me = std::process::id();
+    let key = "agent-test-beside";
+    let rule = format!("-a always,exit -F arch=b64 -S execve -F ppid={me} -k {key}");
+    let events = collect_while_in(
+        Mode::Multicast,
+        &[&rule],
+        || {
+            for _ in 0..5 {
+                assert!(Command::new("/bin/true").status().unwrap().success());
+            }
+        },
+        |ev| ev.iter().filter(|e| has_key(e, key)).count() >= 5,
+    );
+    assert_eq!(events.iter().filter(|e| has_key(e, key)).count(), 5);
+    // Our session left the other daemon registered.
+    assert_eq!(AuditSocket::open().unwrap().get_status().unwrap().pid, pid);
+    drop(child.0.stdin.take());
+    assert!(child.0.wait().unwrap().success());
 }
