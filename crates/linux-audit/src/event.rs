@@ -114,3 +114,43 @@ impl AuditEvent {
             .unwrap_or_default()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::reassembly::Reassembler;
+    use crate::record::parse_line;
+
+    fn event(lines: &[&str]) -> super::AuditEvent {
+        let mut r = Reassembler::default();
+        for l in lines {
+            assert!(r.push(parse_line(l).unwrap()).is_empty());
+        }
+        let mut ev = r.flush();
+        assert_eq!(ev.len(), 1);
+        ev.remove(0)
+    }
+
+    #[test]
+    fn long_arguments_split_over_execve_records_are_joined() {
+        let e = event(&[
+            r#"type=SYSCALL msg=audit(1.000:5): arch=c000003e syscall=59 success=yes exit=0 pid=10 key=(null)"#,
+            r#"type=EXECVE msg=audit(1.000:5): argc=3 a0="ls" a1_len=8 a1[0]=41424344"#,
+            r#"type=EXECVE msg=audit(1.000:5): a1[1]="EFGH" a2="-l""#,
+            r#"type=PROCTITLE msg=audit(1.000:5): proctitle=6C7300414243444546474800"#,
+            r#"type=PATH msg=audit(1.000:5): item=1 name="/lib/ld.so" nametype=NORMAL"#,
+            r#"type=PATH msg=audit(1.000:5): item=0 name="/bin/ls" nametype=NORMAL"#,
+        ]);
+        assert_eq!(e.execve_args().unwrap(), ["ls", "ABCDEFGH", "-l"]);
+        assert_eq!(e.proctitle().unwrap(), ["ls", "ABCDEFGH", ""]);
+        let names: Vec<_> = e
+            .paths()
+            .iter()
+            .map(|p| p.get("name").unwrap().into_owned())
+            .collect();
+        assert_eq!(names, ["/bin/ls", "/lib/ld.so"]);
+        assert!(e.keys().is_empty());
+        assert_eq!(e.syscall_name(), Some("execve"));
+        assert_eq!(e.cwd(), None);
+        assert!(e.sockaddr().is_none());
+    }
+}

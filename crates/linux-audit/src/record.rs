@@ -512,3 +512,39 @@ mod tests {
         assert_eq!(decode_hex("4a4B"), Some(b"JK".to_vec()));
     }
 }
+
+#[cfg(test)]
+mod props {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// Arbitrary text never panics the parser, and a parsed record keeps a field for
+        /// every well-formed `key=value` written after the header.
+        #[test]
+        fn arbitrary_lines_never_panic(s in ".{0,300}") {
+            let _ = parse_line(&s);
+            let _ = parse_netlink(1300, s.as_bytes());
+        }
+
+        #[test]
+        fn generated_records_round_trip(
+            serial in any::<u32>(),
+            secs in 0u64..4_000_000_000,
+            millis in 0u32..1000,
+            kv in proptest::collection::vec(("[a-z][a-z0-9_]{0,8}", "[A-Za-z0-9/._:-]{1,12}"), 0..12),
+        ) {
+            let body: Vec<String> = kv.iter().map(|(k, v)| format!("{k}=\"{v}\"")).collect();
+            let line = format!("type=PATH msg=audit({secs}.{millis:03}:{serial}): {}", body.join(" "));
+            let r = parse_line(&line).unwrap();
+            prop_assert_eq!(r.serial, serial);
+            prop_assert_eq!(r.timestamp, AuditTime { secs, millis });
+            prop_assert_eq!(r.fields.len(), kv.len());
+            for (f, (k, v)) in r.fields.iter().zip(&kv) {
+                prop_assert_eq!(&f.key, k);
+                prop_assert_eq!(&f.raw, v);
+                prop_assert_eq!(f.text(), v.as_str());
+            }
+        }
+    }
+}
