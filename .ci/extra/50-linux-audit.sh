@@ -32,8 +32,8 @@ for rules in "$ref"/audit-rules/*.rules; do
 done
 
 cd crates/linux-audit
-cargo +nightly fuzz build record_parser
-cargo +nightly fuzz build rule_compiler
+# One build for both targets (the dependency build dominates).
+cargo +nightly fuzz build
 cargo +nightly fuzz run record_parser "$seeds/record_parser" -- -max_total_time=45 -max_len=4096 -rss_limit_mb=2048
 cargo +nightly fuzz run rule_compiler "$seeds/rule_compiler" -- -max_total_time=15 -max_len=1024 -rss_limit_mb=2048
 echo "fuzz smoke run: no crash"
