@@ -22,32 +22,47 @@ pub const PATH_PLAIN: &str = "/plain/batch";
 /// Header carrying the intake key of a `/plain/batch` request.
 pub const HEADER_INTAKE_KEY: &str = "X-SEKOIAIO-INTAKE-KEY";
 
+/// Bytes that must be escaped inside a JSON string: controls, `"` and `\\`.
+const NEEDS_ESCAPE: [bool; 256] = {
+    let mut t = [false; 256];
+    let mut i = 0;
+    while i < 0x20 {
+        t[i] = true;
+        i += 1;
+    }
+    t[b'"' as usize] = true;
+    t[b'\\' as usize] = true;
+    t
+};
+
 /// Writes `bytes` as a JSON string literal.
 fn push_json_string(out: &mut Vec<u8>, bytes: &[u8]) {
-    let text = String::from_utf8_lossy(bytes);
+    // Events are serialized by the agent and are UTF-8; the lossy path is only a guard.
+    let text = match std::str::from_utf8(bytes) {
+        Ok(s) => std::borrow::Cow::Borrowed(s),
+        Err(_) => String::from_utf8_lossy(bytes),
+    };
+    let mut rest = text.as_bytes();
+    out.reserve(rest.len() + rest.len() / 8 + 2);
     out.push(b'"');
-    let mut start = 0;
-    let b = text.as_bytes();
-    for (i, &c) in b.iter().enumerate() {
-        let esc: &[u8] = match c {
-            b'"' => b"\\\"",
-            b'\\' => b"\\\\",
-            b'\n' => b"\\n",
-            b'\r' => b"\\r",
-            b'\t' => b"\\t",
-            0..=0x1f => {
-                out.extend_from_slice(&b[start..i]);
-                out.extend_from_slice(format!("\\u{c:04x}").as_bytes());
-                start = i + 1;
-                continue;
+    while let Some(i) = rest.iter().position(|&c| NEEDS_ESCAPE[usize::from(c)]) {
+        out.extend_from_slice(&rest[..i]);
+        match rest[i] {
+            b'"' => out.extend_from_slice(b"\\\""),
+            b'\\' => out.extend_from_slice(b"\\\\"),
+            b'\n' => out.extend_from_slice(b"\\n"),
+            b'\r' => out.extend_from_slice(b"\\r"),
+            b'\t' => out.extend_from_slice(b"\\t"),
+            c => {
+                const HEX: &[u8; 16] = b"0123456789abcdef";
+                out.extend_from_slice(b"\\u00");
+                out.push(HEX[usize::from(c >> 4)]);
+                out.push(HEX[usize::from(c & 0xf)]);
             }
-            _ => continue,
-        };
-        out.extend_from_slice(&b[start..i]);
-        out.extend_from_slice(esc);
-        start = i + 1;
+        }
+        rest = &rest[i + 1..];
     }
-    out.extend_from_slice(&b[start..]);
+    out.extend_from_slice(rest);
     out.push(b'"');
 }
 
@@ -125,6 +140,14 @@ mod tests {
         assert_eq!(v[0]["json"], r#"{"a":"x\"y\n"}"#);
         let v: Value = serde_json::from_slice(&batch_body("K", [&b"\xff\xfe"[..]])).unwrap();
         assert_eq!(v["jsons"][0], "\u{fffd}\u{fffd}");
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn any_text_round_trips_through_batch_json(text in "\\PC*|[\\x00-\\x7f]*") {
+            let v: Value = serde_json::from_slice(&batch_body("K", [text.as_bytes()])).unwrap();
+            proptest::prop_assert_eq!(v["jsons"][0].as_str().unwrap(), text.as_str());
+        }
     }
 
     #[test]
