@@ -431,7 +431,10 @@ impl AuditSocket {
         match self.set_status(&update) {
             Err(NetlinkError::Kernel { errno, .. }) if errno == libc::EEXIST => {
                 let st = self.get_status()?;
-                Err(NetlinkError::Conflict(conflict_message(st.pid)))
+                Err(NetlinkError::Conflict(conflict_message(
+                    st.pid,
+                    &comm_of(st.pid),
+                )))
             }
             r => r,
         }
@@ -563,7 +566,7 @@ impl Conflict {
     /// What the operator should do.
     pub fn message(&self) -> String {
         match self {
-            Conflict::AuditDaemon { pid, .. } => conflict_message(*pid),
+            Conflict::AuditDaemon { pid, comm } => conflict_message(*pid, comm),
             Conflict::JournaldAudit { pid } => format!(
                 "systemd-journald (pid {pid}) reads audit records through \
                  systemd-journald-audit.socket and would copy every event into the journal: \
@@ -580,8 +583,7 @@ fn comm_of(pid: u32) -> String {
         .unwrap_or_else(|_| "unknown".into())
 }
 
-fn conflict_message(pid: u32) -> String {
-    let comm = comm_of(pid);
+fn conflict_message(pid: u32, comm: &str) -> String {
     if comm == "auditd" {
         format!(
             "auditd (pid {pid}) is registered as the audit daemon: stop and disable it \
@@ -704,5 +706,66 @@ mod tests {
             vec![(1319, 0, b"audit(1.1:1): ".to_vec())]
         );
         assert!(split_messages(&[1, 2, 3]).is_empty());
+    }
+
+    /// A process named `auditd` (a copy of `sleep`) registered in the status is reported
+    /// with the systemctl commands to stop it.
+    #[test]
+    fn running_auditd_is_reported_with_the_way_out() {
+        let dir = tempfile::tempdir().unwrap();
+        let fake = dir.path().join("auditd");
+        std::fs::copy("/bin/sleep", &fake).unwrap();
+        let mut child = std::process::Command::new(&fake).arg("30").spawn().unwrap();
+        let pid = child.id();
+        // exec is asynchronous: wait until the child's comm changed.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while comm_of(pid) != "auditd" && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        let status = Status {
+            pid,
+            ..Status::default()
+        };
+        let found = detect_conflicts(&status);
+        let _ = child.kill();
+        let _ = child.wait();
+        let daemon = found
+            .iter()
+            .find(|c| matches!(c, Conflict::AuditDaemon { .. }))
+            .expect("daemon reported");
+        assert_eq!(
+            daemon,
+            &Conflict::AuditDaemon {
+                pid,
+                comm: "auditd".into()
+            }
+        );
+        let msg = daemon.message();
+        assert!(msg.contains(&format!("auditd (pid {pid})")), "{msg}");
+        assert!(
+            msg.contains("systemctl stop auditd && systemctl disable auditd"),
+            "{msg}"
+        );
+        // A dead daemon's pid is no conflict: registering replaces it.
+        assert!(!detect_conflicts(&status)
+            .iter()
+            .any(|c| matches!(c, Conflict::AuditDaemon { .. })));
+    }
+
+    /// Multicast listeners are found through /proc/net/netlink and /proc/*/fd (here our
+    /// own socket; journald's is found the same way and named in the message).
+    #[test]
+    fn multicast_listeners_are_found() {
+        let _s = AuditSocket::open_multicast().expect("multicast audit socket (needs root)");
+        let me = std::process::id();
+        assert!(
+            multicast_listeners().iter().any(|(pid, _)| *pid == me),
+            "own multicast socket not found"
+        );
+        let msg = Conflict::JournaldAudit { pid: 1 }.message();
+        assert!(
+            msg.contains("systemctl mask systemd-journald-audit.socket"),
+            "{msg}"
+        );
     }
 }
