@@ -2,8 +2,29 @@
 //!
 //! - [`record`]: parse one record (text log line or netlink payload) into typed fields.
 //! - [`reassembly`]: group records into [`AuditEvent`]s by serial.
+//! - [`event`]: accessors over an event (syscall, argv, paths, cwd, proctitle, sockaddr).
 //! - [`rule`]: compile auditctl rule syntax into the kernel's `audit_rule_data`.
-//! - `netlink` (Linux only): talk to the kernel audit subsystem.
+//! - `netlink` (Linux only): the kernel audit protocol (status, rules, records).
+//! - `session` (Linux only): load our rules, receive events, restore everything on stop.
+//! - [`proctable`]: processes behind the pids of events.
+//!
+//! ```no_run
+//! # #[cfg(target_os = "linux")]
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! use agent_linux_audit::rule::{compile, Arch};
+//! use agent_linux_audit::session::{AuditSession, SessionConfig};
+//!
+//! let rules = [compile("-a always,exit -F arch=b64 -S execve -k exec", Arch::X86_64)?];
+//! let mut session = AuditSession::start(&SessionConfig::default(), &rules)?;
+//! for event in session.recv(std::time::Duration::from_millis(200))? {
+//!     println!("{:?} {:?}", event.syscall_name(), event.execve_args());
+//! }
+//! session.stop()?;
+//! # Ok(())
+//! # }
+//! # #[cfg(not(target_os = "linux"))]
+//! # fn main() {}
+//! ```
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
 pub mod event;

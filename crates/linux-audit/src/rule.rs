@@ -258,6 +258,10 @@ const FILTER_PREPEND: u32 = 0x10;
 
 /// Compiles one auditctl rule (`-a always,exit -F arch=b64 -S execve -k exec`, or a
 /// `-w path -p wa -k key` watch) for machine `arch`.
+///
+/// Like auditctl, a `-w` path that ends in `/` or is an existing directory on this machine
+/// becomes a subtree watch (`dir=`); anything else watches one file (`path=`). User names in
+/// uid fields are not resolved: use numbers or `unset`.
 pub fn compile_rule(rule: &str, arch: Arch) -> Result<Vec<u8>, RuleError> {
     let tokens = split_args(rule)?;
     Builder::new(arch).build(&tokens, rule)
