@@ -36,6 +36,10 @@ pub struct SessionConfig {
     pub rate_limit: Option<u32>,
     /// Load `-a never,exit -F pid=<own pid>` before our rules.
     pub exclude_self: bool,
+    /// Treat rules already loaded that are identical to ours as ours (removed on stop).
+    /// Off by default: rules we did not add are not ours. Turn it on when a previous run of
+    /// the agent is known to have died without unloading (e.g. its state file says so).
+    pub adopt_existing: bool,
     /// Reassembly settings.
     pub reassembly: reassembly::Config,
 }
@@ -47,6 +51,7 @@ impl Default for SessionConfig {
             backlog_limit: Some(8192),
             rate_limit: None,
             exclude_self: true,
+            adopt_existing: false,
             reassembly: reassembly::Config::default(),
         }
     }
@@ -76,6 +81,7 @@ pub struct AuditSession {
     parse_errors: u64,
     kernel_lost: u32,
     conflicts: Vec<Conflict>,
+    adopt_existing: bool,
     stopped: bool,
 }
 
@@ -112,6 +118,7 @@ impl AuditSession {
             added: Vec::new(),
             registered: false,
             reassembler: Reassembler::new(cfg.reassembly),
+            adopt_existing: cfg.adopt_existing,
             parse_errors: 0,
             kernel_lost: before.lost,
             conflicts,
@@ -162,8 +169,13 @@ impl AuditSession {
                 self.added.push(r.clone());
                 Ok(())
             }
-            // Already loaded by someone else: not ours to remove later.
-            Err(NetlinkError::Kernel { errno, .. }) if errno == libc::EEXIST => Ok(()),
+            // Already loaded by someone else: not ours to remove later (unless adopting).
+            Err(NetlinkError::Kernel { errno, .. }) if errno == libc::EEXIST => {
+                if self.adopt_existing {
+                    self.added.push(r.clone());
+                }
+                Ok(())
+            }
             Err(e) => Err(e),
         }
     }

@@ -502,3 +502,35 @@ fn kernel_registered_daemon_is_reported_and_multicast_runs_beside_it() {
     drop(child.0.stdin.take());
     assert!(child.0.wait().unwrap().success());
 }
+
+#[test]
+fn kernel_adopting_leftover_rules_removes_them_on_stop() {
+    let mut guard = KernelGuard::take();
+    // A rule left behind by a previous run that died.
+    auditctl(&[
+        "-a",
+        "always,exit",
+        "-F",
+        "arch=b64",
+        "-S",
+        "fchmod",
+        "-k",
+        "agent-test-leftover",
+    ]);
+    guard
+        .extra_cleanup
+        .push("-d always,exit -F arch=b64 -S fchmod -k agent-test-leftover".into());
+    let before = auditctl_rules();
+    let leftover = rule("-a always,exit -F arch=b64 -S fchmod -k agent-test-leftover");
+    let cfg = SessionConfig {
+        adopt_existing: true,
+        exclude_self: false,
+        ..SessionConfig::default()
+    };
+    let session = AuditSession::start(&cfg, std::slice::from_ref(&leftover)).unwrap();
+    assert_eq!(session.added_rules(), [leftover]);
+    session.stop().unwrap();
+    let after = auditctl_rules();
+    assert_eq!(after.len(), before.len() - 1, "{after:?}");
+    assert!(!after.iter().any(|l| l.contains("agent-test-leftover")));
+}
