@@ -137,7 +137,7 @@ pub fn run(opts: RunOptions, stop: Receiver<()>) -> Result<(), RunError> {
         monitor.set_ring_capacity(ring_opts.capacity);
         let (ring_writer, ring_reader) =
             Ring::open(state_dir.join("ring"), ring_opts).map_err(|e| start_err("the ring", e))?;
-        let source = source::RingSource::new(ring_reader);
+        let source = source::RingSource::new(ring_reader, control_tx.clone());
         let ring_stats = Arc::new(std::sync::Mutex::new(agent_buffer::RingStats::default()));
         monitor.set_ring(ring_stats.clone());
         let writer = spawn_writer(

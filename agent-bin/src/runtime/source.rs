@@ -6,7 +6,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use agent_buffer::{Position, RingError, RingReader};
+use agent_pipeline::Control;
 use agent_transport::{RecordSource, SourceRecord};
+use crossbeam_channel::Sender;
 use tokio::sync::Notify;
 
 /// Most payload bytes one read takes from the ring.
@@ -20,11 +22,13 @@ pub struct RingSource {
     notify: Arc<Notify>,
     /// Positions handed out and not yet acknowledged, oldest first.
     in_flight: VecDeque<Position>,
+    /// The writer thread, which owns the ring's writing end (for requeues).
+    writer: Sender<Control>,
 }
 
 impl RingSource {
     /// Wraps a reader; the ring wakes [`RecordSource::wait`] when the writer publishes.
-    pub fn new(reader: RingReader) -> Self {
+    pub fn new(reader: RingReader, writer: Sender<Control>) -> Self {
         let notify = Arc::new(Notify::new());
         let waker = notify.clone();
         reader.set_notify(move || waker.notify_one());
@@ -32,6 +36,7 @@ impl RingSource {
             reader,
             notify,
             in_flight: VecDeque::new(),
+            writer,
         }
     }
 }
@@ -64,6 +69,23 @@ impl RecordSource for RingSource {
             Some(pos) => self.reader.ack(pos),
             None => Ok(()),
         }
+    }
+
+    fn requeue(&mut self, records: &[&[u8]]) -> Result<bool, RingError> {
+        let (done, answer) = crossbeam_channel::bounded(1);
+        let msg = Control::Requeue {
+            records: records.iter().map(|r| r.to_vec()).collect(),
+            done,
+        };
+        if self.writer.send(msg).is_err() {
+            return Ok(false);
+        }
+        // The writer answers as soon as the records are appended (no fsync); blocking the
+        // shipper's single-threaded runtime for that long is harmless.
+        Ok(matches!(
+            answer.recv_timeout(Duration::from_secs(10)),
+            Ok(Ok(()))
+        ))
     }
 
     fn wait(&mut self, timeout: Duration) -> impl Future<Output = ()> {

@@ -54,6 +54,15 @@ pub enum Control {
     },
     /// An event produced by the agent itself (stats, agent log); never dropped.
     Event(Box<Event>),
+    /// Append already encoded routed records again, then answer. The shipper uses it to
+    /// move records of an intake key that is refused (401/403) behind newer records, so
+    /// that their ring positions can be acknowledged without losing them.
+    Requeue {
+        /// Encoded routed records, in order.
+        records: Vec<Vec<u8>>,
+        /// Receives the outcome once the records are in the store.
+        done: Sender<Result<(), String>>,
+    },
     /// Flush the store, then answer.
     Flush(Sender<Result<(), String>>),
     /// Append every event already queued, flush and return, even if senders remain
@@ -310,6 +319,12 @@ impl<S: RecordStore> Writer<'_, S> {
                 }
             }
             Control::Stop => {}
+            Control::Requeue { records, done } => {
+                self.flush_batch()?;
+                let res = self.store.append_batch(&records);
+                let _ = done.send(res.as_ref().map(|_| ()).map_err(|e| e.to_string()));
+                res?;
+            }
             Control::Flush(done) => {
                 self.flush_batch()?;
                 let res = self.store.flush();
@@ -356,6 +371,33 @@ mod tests {
             os_type: "linux".into(),
             ips: vec!["192.0.2.1".into()],
         }
+    }
+
+    #[test]
+    fn requeued_records_are_appended_verbatim_and_answered() {
+        let (etx, erx) = bounded::<Event>(4);
+        let (ctx, crx) = bounded(4);
+        let cfg = WriterConfig::new("K", stamp());
+        let stats = WriterStats::default();
+        let rec = RoutedRecord {
+            kind: RecordKind::Event,
+            intake_key: "REVOKED",
+            payload: b"{\"a\":1}",
+        }
+        .encode()
+        .unwrap();
+        let (dtx, drx) = bounded(1);
+        ctx.send(Control::Requeue {
+            records: vec![rec.clone()],
+            done: dtx,
+        })
+        .unwrap();
+        ctx.send(Control::Stop).unwrap();
+        let mut store = VecStore::default();
+        run_writer(&mut store, erx, crx, &cfg, &stats).unwrap();
+        assert_eq!(drx.recv().unwrap(), Ok(()));
+        assert_eq!(store.records, vec![rec]);
+        drop((etx, ctx));
     }
 
     #[test]
