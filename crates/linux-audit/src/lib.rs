@@ -27,10 +27,13 @@
 //! ```
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
+#[cfg(target_os = "linux")]
+pub mod collector;
 pub mod event;
 pub mod msgtype;
 #[cfg(target_os = "linux")]
 pub mod netlink;
+pub mod normalize;
 pub mod proctable;
 pub mod reassembly;
 pub mod record;

@@ -1,0 +1,414 @@
+//! End-to-end scenarios on the real kernel (root; CI runs as root): the collector with the
+//! default rules (plus watches on temp paths), real commands, and the dialect events they
+//! produce, asserted field by field. Every event received is also checked to survive the
+//! dialect round trip (serialize → deserialize → serialize gives the same JSON).
+//!
+//! The tests share the kernel's audit state with `tests/kernel.rs`, so they take the same
+//! locks (process mutex + flock on /tmp/agent-linux-audit-kernel-tests.lock) and restore
+//! the rules and status found before, even when an assertion fails.
+//!
+//! The collector excludes its own pid, and here the collector runs in the test process:
+//! everything that must be seen is therefore done by child processes.
+#![cfg(target_os = "linux")]
+
+use std::io::BufRead;
+use std::os::fd::AsRawFd;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::{Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use agent_event::Event;
+use agent_linux_audit::collector::{Collector, CollectorConfig, RulesSource, DEFAULT_RULES};
+use agent_linux_audit::netlink::{AuditSocket, Status, StatusUpdate};
+use agent_linux_audit::rule::RuleData;
+use crossbeam_channel::Receiver;
+
+static SERIAL: Mutex<()> = Mutex::new(());
+
+/// Holds the test locks and restores the kernel's audit rules and status on drop.
+struct KernelGuard {
+    _lock: MutexGuard<'static, ()>,
+    _file: std::fs::File,
+    rules: Vec<RuleData>,
+    status: Status,
+}
+
+impl KernelGuard {
+    fn take() -> KernelGuard {
+        let lock = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
+        // SAFETY: geteuid has no preconditions.
+        assert_eq!(
+            unsafe { libc::geteuid() },
+            0,
+            "the audit scenario tests need root (CI runs them as root)"
+        );
+        let file = std::fs::File::create("/tmp/agent-linux-audit-kernel-tests.lock").unwrap();
+        // SAFETY: flock on a descriptor we own; blocks until other processes release it.
+        assert_eq!(unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX) }, 0);
+        let mut s = AuditSocket::open().expect("open NETLINK_AUDIT (kernel built with audit?)");
+        let mut status = s.get_status().unwrap();
+        if status.pid != 0 && !Path::new(&format!("/proc/{}", status.pid)).exists() {
+            // A test process killed while registered: re-register to replace it, then leave.
+            s.register().unwrap();
+            s.unregister().unwrap();
+            status = s.get_status().unwrap();
+        }
+        assert_eq!(
+            status.pid, 0,
+            "an audit daemon (pid {}) is registered: stop auditd before running these tests",
+            status.pid
+        );
+        KernelGuard {
+            _lock: lock,
+            _file: file,
+            rules: s.list_rules().unwrap(),
+            status,
+        }
+    }
+}
+
+impl Drop for KernelGuard {
+    fn drop(&mut self) {
+        let Ok(mut s) = AuditSocket::open() else {
+            return;
+        };
+        if let Ok(now) = s.list_rules() {
+            for r in now.iter().filter(|r| !self.rules.contains(r)) {
+                let _ = s.delete_rule(r);
+            }
+        }
+        let st = self.status;
+        let _ = s.set_status(&StatusUpdate {
+            enabled: Some(st.enabled),
+            failure: Some(st.failure),
+            rate_limit: Some(st.rate_limit),
+            backlog_limit: Some(st.backlog_limit),
+            ..StatusUpdate::default()
+        });
+        if let Ok(cur) = s.get_status() {
+            if cur.pid == std::process::id() {
+                let _ = s.set_status(&StatusUpdate {
+                    pid: Some(0),
+                    ..StatusUpdate::default()
+                });
+            }
+        }
+    }
+}
+
+/// A running collector (default rules + `extra` rules) and the events it sent so far.
+struct Harness {
+    collector: Option<Collector>,
+    rx: Receiver<Event>,
+    seen: Vec<Event>,
+    // Declared last: dropped after the collector stopped.
+    _guard: KernelGuard,
+}
+
+impl Harness {
+    fn start(extra: &str) -> Harness {
+        let guard = KernelGuard::take();
+        let (tx, rx) = crossbeam_channel::bounded(100_000);
+        let cfg = CollectorConfig {
+            rules: RulesSource::Text(format!("{DEFAULT_RULES}\n{extra}\n")),
+            ..CollectorConfig::default()
+        };
+        let collector = Collector::start(cfg, tx).expect("collector start");
+        Harness {
+            collector: Some(collector),
+            rx,
+            seen: Vec::new(),
+            _guard: guard,
+        }
+    }
+
+    /// Waits (up to 10 s) for an event matching `pred`, checking every event's round trip.
+    fn wait_for(&mut self, what: &str, pred: impl Fn(&Event) -> bool) -> Event {
+        if let Some(e) = self.seen.iter().find(|e| pred(e)) {
+            return e.clone();
+        }
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if let Ok(e) = self.rx.recv_timeout(Duration::from_millis(100)) {
+                round_trip(&e);
+                let hit = pred(&e);
+                self.seen.push(e);
+                if hit {
+                    return self.seen[self.seen.len() - 1].clone();
+                }
+            }
+        }
+        let stats = self.collector.as_ref().map(Collector::stats);
+        panic!(
+            "no event for {what} within 10 s; stats {stats:?}; seen {} events, last: {:#?}",
+            self.seen.len(),
+            self.seen
+                .iter()
+                .rev()
+                .take(5)
+                .map(|e| e.to_json().unwrap())
+                .collect::<Vec<_>>()
+        );
+    }
+}
+
+impl Drop for Harness {
+    fn drop(&mut self) {
+        if let Some(c) = self.collector.take() {
+            let stats = c.stop();
+            if !std::thread::panicking() {
+                let stats = stats.expect("collector stop");
+                assert_eq!(stats.dropped, 0, "{stats:?}");
+            }
+        }
+    }
+}
+
+fn round_trip(e: &Event) {
+    let json = e.to_json().unwrap();
+    let back = Event::from_json(&json).unwrap();
+    assert_eq!(back.to_json().unwrap(), json, "dialect round trip");
+    assert_eq!(&back, e);
+}
+
+/// Runs a command to completion; returns its pid and stdout.
+fn run(cmd: &mut Command) -> (u32, String) {
+    let child = cmd.stdout(Stdio::piped()).spawn().expect("spawn");
+    let pid = child.id();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "{cmd:?}: {out:?}");
+    (pid, String::from_utf8(out.stdout).unwrap())
+}
+
+fn empty_hashes() -> agent_host::FileHashes {
+    agent_host::hash_reader(std::io::empty()).unwrap().0
+}
+
+#[test]
+fn root_exec_of_id_is_process_created_with_user_parent_and_command_line_then_terminated() {
+    let mut h = Harness::start("");
+    let (pid, _) = run(Command::new("/usr/bin/id").arg("-u"));
+    let e = h.wait_for("exec of id", |e| {
+        e.event.action == "process-created" && e.process.pid == Some(pid)
+    });
+    assert_eq!(e.event.code, Some(1));
+    assert_eq!(e.event.category.as_slice(), ["process"]);
+    assert_eq!(e.event.types.as_slice(), ["creation"]);
+    assert_eq!(e.event.outcome, "success");
+    assert_eq!(e.event.provider, "SEKOIA-IO-Endpoint");
+    assert_eq!(e.process.executable, "/usr/bin/id");
+    assert_eq!(e.process.name, "id");
+    assert_eq!(e.process.command_line, "/usr/bin/id -u");
+    assert_eq!(e.process.args, ["/usr/bin/id", "-u"]);
+    assert_eq!(
+        e.process.working_directory,
+        std::env::current_dir().unwrap().to_str().unwrap()
+    );
+    let eff = e.user.effective.as_deref().expect("user.effective");
+    assert_eq!((eff.id.as_str(), eff.name.as_str()), ("0", "root"));
+    assert_eq!(
+        (eff.group.id.as_str(), eff.group.name.as_str()),
+        ("0", "root")
+    );
+    // The login user: this session's loginuid, or the real user (root) when unset.
+    let login = std::fs::read_to_string("/proc/self/loginuid").unwrap();
+    let expected_login = if login.trim() == "4294967295" {
+        "0"
+    } else {
+        login.trim()
+    };
+    assert_eq!(e.user.id, expected_login);
+    if expected_login == "0" {
+        assert_eq!(e.user.name, "root");
+    }
+    let parent = e.process.parent.as_deref().expect("process.parent");
+    assert_eq!(parent.pid, Some(std::process::id()));
+    assert_eq!(
+        parent.executable,
+        std::env::current_exe().unwrap().to_str().unwrap()
+    );
+    let own_cmdline = std::fs::read("/proc/self/cmdline").unwrap();
+    let own: Vec<String> = own_cmdline
+        .split(|&b| b == 0)
+        .filter(|a| !a.is_empty())
+        .map(|a| String::from_utf8_lossy(a).into_owned())
+        .collect();
+    assert_eq!(parent.command_line, own.join(" "));
+    assert_eq!(e.sekoiaio.process.guid.len(), 36);
+    assert_eq!(e.sekoiaio.process.parent_guid.len(), 36);
+    assert_eq!(e.tags, ["root-command"]);
+    assert_eq!(e.action.properties["syscall"], "execve");
+    assert_eq!(e.action.properties["pid"], pid.to_string());
+
+    let t = h.wait_for("exit of id", |e| {
+        e.event.action == "process-terminated" && e.process.pid == Some(pid)
+    });
+    assert_eq!(t.event.code, Some(5));
+    assert_eq!(t.event.types.as_slice(), ["end"]);
+    assert_eq!(t.process.exit_code, Some(0));
+    assert_eq!(t.process.executable, "/usr/bin/id");
+    assert_eq!(t.process.command_line, "/usr/bin/id -u");
+    assert_eq!(t.sekoiaio.process.guid, e.sekoiaio.process.guid);
+    assert_eq!(
+        t.process.parent.as_deref().unwrap().pid,
+        Some(std::process::id())
+    );
+    assert_eq!(t.tags, ["process-exit"]);
+}
+
+#[test]
+fn a_process_exiting_with_a_status_is_a_terminated_event() {
+    let mut h = Harness::start("");
+    let child = Command::new("/bin/sh")
+        .args(["-c", "exit 3"])
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(3));
+    let t = h.wait_for("exit of sh", |e| {
+        e.event.action == "process-terminated" && e.process.pid == Some(pid)
+    });
+    assert_eq!(t.process.exit_code, Some(3));
+    assert_eq!(t.process.command_line, "/bin/sh -c exit 3");
+    assert_eq!(t.event.outcome, "success");
+}
+
+#[test]
+fn touch_mv_rm_in_a_watched_directory() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().to_str().unwrap().to_owned();
+    let mut h = Harness::start(&format!("-w {d} -p wa -k scenario-dir"));
+    let a = format!("{d}/a");
+    let b = format!("{d}/b");
+    let (touch_pid, _) = run(Command::new("touch").arg(&a));
+    let c = h.wait_for("created", |e| {
+        e.event.action == "opened-file" && e.file.path == a && e.event.code == Some(11)
+    });
+    assert_eq!(c.event.category.as_slice(), ["file"]);
+    assert_eq!(c.event.types.as_slice(), ["creation"]);
+    assert_eq!(c.file.name, "a");
+    assert_eq!(c.file.directory, d);
+    assert_eq!(c.file.owner, "root");
+    let meta = std::fs::metadata(&a).unwrap();
+    assert_eq!(
+        c.file.inode,
+        std::os::unix::fs::MetadataExt::ino(&meta).to_string()
+    );
+    let empty = empty_hashes();
+    assert_eq!(c.file.hash.md5, empty.md5);
+    assert_eq!(c.file.hash.sha1, empty.sha1);
+    assert_eq!(c.file.hash.sha256, empty.sha256);
+    assert_eq!(c.process.pid, Some(touch_pid));
+    assert_eq!(c.process.executable, "/usr/bin/touch");
+    assert_eq!(c.tags, ["scenario-dir"]);
+
+    run(Command::new("mv").args([&a, &b]));
+    let r = h.wait_for("renamed", |e| {
+        e.event.action == "renamed" && e.file.path == b
+    });
+    assert_eq!(r.file.ext.original.path, a);
+    assert_eq!(r.file.ext.original.name, "a");
+    assert_eq!(r.file.name, "b");
+    assert_eq!(r.event.types.as_slice(), ["change"]);
+    assert_eq!(r.tags, ["scenario-dir"]);
+    assert_eq!(r.process.executable, "/usr/bin/mv");
+
+    run(Command::new("rm").arg(&b));
+    let x = h.wait_for("deleted", |e| {
+        e.event.action == "deleted" && e.file.path == b
+    });
+    assert_eq!(x.event.code, Some(23));
+    assert_eq!(x.event.types.as_slice(), ["deletion"]);
+    assert_eq!(x.file.hash.sha256, "");
+    assert_eq!(x.process.executable, "/usr/bin/rm");
+    assert_eq!(x.tags, ["scenario-dir"]);
+}
+
+#[test]
+fn tcp_connect_to_a_loopback_listener_and_python_and_perl_executions() {
+    let mut h = Harness::start("");
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let script = format!(
+        "import socket,time\ns=socket.create_connection(('127.0.0.1',{port}))\n\
+         print(s.getsockname()[1],flush=True)\ntime.sleep(1)\n"
+    );
+    let mut child = Command::new("/usr/bin/python3")
+        .args(["-c", &script])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let py_pid = child.id();
+    let (_conn, _) = listener.accept().unwrap();
+    let mut line = String::new();
+    std::io::BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let src_port: u16 = line.trim().parse().unwrap();
+    assert!(child.wait().unwrap().success());
+
+    let n = h.wait_for("connect", |e| {
+        e.event.action == "connected-to" && e.process.pid == Some(py_pid)
+    });
+    assert_eq!(n.event.code, Some(3));
+    assert_eq!(n.event.category.as_slice(), ["network"]);
+    assert_eq!(n.event.types.as_slice(), ["connection", "start"]);
+    assert_eq!(n.event.outcome, "success");
+    assert_eq!(n.destination.ip, "127.0.0.1");
+    assert_eq!(n.destination.port, Some(port));
+    assert_eq!(n.source.ip, "127.0.0.1");
+    assert_eq!(n.source.port, Some(src_port));
+    assert_eq!(n.network.transport, "tcp");
+    assert_eq!(n.network.direction, "internal");
+    assert_eq!(n.tags, ["network-connect"]);
+    assert_eq!(n.process.executable, "/usr/bin/python3.11");
+
+    let py = h.wait_for("python exec", |e| {
+        e.event.action == "process-created" && e.process.pid == Some(py_pid)
+    });
+    assert_eq!(py.tags, ["python-exec"]);
+    assert_eq!(py.process.args, ["/usr/bin/python3", "-c", script.as_str()]);
+
+    let (perl_pid, out) = run(Command::new("/usr/bin/perl").args(["-e", "print 40+2"]));
+    assert_eq!(out, "42");
+    let pl = h.wait_for("perl exec", |e| {
+        e.event.action == "process-created" && e.process.pid == Some(perl_pid)
+    });
+    assert_eq!(pl.tags, ["perl-exec"]);
+    assert_eq!(pl.process.executable, "/usr/bin/perl");
+    assert_eq!(pl.process.command_line, "/usr/bin/perl -e print 40+2");
+    assert_eq!(
+        pl.process.parent.as_deref().unwrap().pid,
+        Some(std::process::id())
+    );
+}
+
+#[test]
+fn a_write_to_a_watched_sudoers_like_file_is_a_tagged_change() {
+    let dir = tempfile::tempdir().unwrap();
+    let file: PathBuf = dir.path().join("sudoers");
+    std::fs::write(&file, "root ALL=(ALL:ALL) ALL\n").unwrap();
+    let f = file.to_str().unwrap().to_owned();
+    let mut h = Harness::start(&format!("-w {f} -p wa -k sudoers-change"));
+    let (pid, _) = run(Command::new("/bin/sh").args([
+        "-c",
+        &format!("echo 'alice ALL=(ALL) NOPASSWD: ALL' >> {f}"),
+    ]));
+    let e = h.wait_for("sudoers change", |e| {
+        e.file.path == f && e.process.pid == Some(pid)
+    });
+    assert_eq!(e.event.action, "opened-file");
+    assert_eq!(e.event.category.as_slice(), ["file"]);
+    assert_eq!(e.event.types.as_slice(), ["change"]);
+    assert_eq!(e.tags, ["sudoers-change"]);
+    assert_eq!(e.file.name, "sudoers");
+    assert_eq!(e.process.executable, "/usr/bin/dash");
+    let expected = agent_host::hash_reader(std::fs::File::open(&file).unwrap())
+        .unwrap()
+        .0;
+    assert_eq!(e.file.hash.sha256, expected.sha256);
+    assert_eq!(e.file.hash.md5, expected.md5);
+    assert_eq!(e.action.properties["success"], "yes");
+}
