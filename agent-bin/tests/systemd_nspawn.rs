@@ -201,7 +201,12 @@ fn systemd_sandbox_restart_policy_and_service_commands_with_a_stand_in_agent() {
     install(&c);
     let stand_in = "#!/bin/sh\necho \"stand-in started $$\" >> /var/log/endpoint-agent/agent.log\nexec sleep infinity\n";
     let binary = c.root().join("opt/endpoint-agent/agent");
-    std::fs::write(&binary, stand_in).unwrap();
+    // The installed agent is running from that file: replace it by rename, as an updater
+    // would, since writing into a running executable fails with ETXTBSY.
+    let staged = c.root().join("opt/endpoint-agent/agent.stand-in");
+    std::fs::write(&staged, stand_in).unwrap();
+    std::fs::set_permissions(&staged, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    std::fs::rename(&staged, &binary).unwrap();
     c.exec_ok(&["systemctl", "restart", UNIT]);
     wait_for_active(&c);
     let pid = c.unit_property(UNIT, "MainPID");
