@@ -162,7 +162,18 @@ pub fn run(opts: RunOptions, stop: Receiver<()>) -> Result<(), RunError> {
             control_tx.clone(),
         )?);
     }
-    // AUDIT-COLLECTOR-HOOK
+    #[cfg(target_os = "linux")]
+    if config.has_role("event-collector") {
+        // An agent without its audit collector still ships log files and its own events:
+        // report loudly (agent log, status, stats) rather than refusing to run.
+        match monitor::start_audit(&config, event_tx.clone()) {
+            Ok(c) => collectors.push(c),
+            Err(e) => {
+                tracing::error!(error = %e, "the Linux audit collector did not start");
+                monitor.add_failed_collector("audit", &e.to_string());
+            }
+        }
+    }
     drop(event_tx);
     for c in &collectors {
         monitor.add_collector(c);

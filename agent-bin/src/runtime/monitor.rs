@@ -112,6 +112,18 @@ impl Monitor {
         self.shipper = Some(counters);
     }
 
+    /// Reports a collector that could not start.
+    pub fn add_failed_collector(&mut self, name: &str, error: &str) {
+        let state = format!("failed: {error}");
+        self.collectors.push((
+            name.to_owned(),
+            Arc::new(move || CollectorStatus {
+                state: state.clone(),
+                ..CollectorStatus::default()
+            }),
+        ));
+    }
+
     /// Reports a collector's state.
     pub fn add_collector(&mut self, c: &CollectorHandle) {
         self.collectors.push((c.name.clone(), c.status.clone()));
@@ -295,6 +307,67 @@ pub fn start_logfile(
         move || {
             stop.stop();
             let _ = handle.join();
+        },
+    ))
+}
+
+/// Starts the Linux kernel audit collector (needs root; takes the audit netlink socket).
+#[cfg(target_os = "linux")]
+pub fn start_audit(config: &Config, events: Sender<Event>) -> Result<CollectorHandle, RunError> {
+    use agent_linux_audit::collector::{Collector, CollectorConfig, RulesSource};
+
+    let mut cfg = CollectorConfig::default();
+    cfg.hash_policy = agent_host::HashPolicy::new(
+        config.hashes_excluded_paths.iter().cloned(),
+        agent_host::HashPolicy::DEFAULT_MAX_SIZE,
+    );
+    if let Some(path) = std::env::var_os("ENDPOINT_AGENT_AUDIT_RULES") {
+        cfg.rules = RulesSource::File(PathBuf::from(path));
+    }
+    let collector =
+        Collector::start(cfg, events).map_err(|e| start_err("the audit collector", e))?;
+    for skipped in collector.skipped_rules() {
+        tracing::warn!(line = skipped.line, rule = %skipped.text, reason = %skipped.reason, "audit rule skipped");
+    }
+    tracing::info!(rules = collector.loaded_rules(), "audit collector started");
+    let shared = Arc::new(Mutex::new(Some(collector)));
+    let for_status = shared.clone();
+    Ok(CollectorHandle::new(
+        "audit",
+        move || {
+            let guard = for_status.lock().unwrap_or_else(PoisonError::into_inner);
+            match guard.as_ref() {
+                Some(c) => {
+                    let s = c.stats();
+                    CollectorStatus {
+                        state: if c.is_running() {
+                            "running".to_owned()
+                        } else {
+                            "failed: the audit reader stopped".to_owned()
+                        },
+                        produced: s.emitted,
+                        dropped: s.dropped + s.kernel_lost,
+                    }
+                }
+                None => CollectorStatus {
+                    state: "stopped".to_owned(),
+                    ..CollectorStatus::default()
+                },
+            }
+        },
+        move || {
+            let taken = shared.lock().unwrap_or_else(PoisonError::into_inner).take();
+            if let Some(c) = taken {
+                match c.stop() {
+                    Ok(stats) => tracing::info!(
+                        emitted = stats.emitted,
+                        dropped = stats.dropped,
+                        kernel_lost = stats.kernel_lost,
+                        "audit collector stopped; rules removed and audit state restored"
+                    ),
+                    Err(e) => tracing::error!(error = %e, "stopping the audit collector"),
+                }
+            }
         },
     ))
 }
