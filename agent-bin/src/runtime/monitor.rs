@@ -316,14 +316,16 @@ pub fn start_logfile(
 pub fn start_audit(config: &Config, events: Sender<Event>) -> Result<CollectorHandle, RunError> {
     use agent_linux_audit::collector::{Collector, CollectorConfig, RulesSource};
 
-    let mut cfg = CollectorConfig::default();
-    cfg.hash_policy = agent_host::HashPolicy::new(
-        config.hashes_excluded_paths.iter().cloned(),
-        agent_host::HashPolicy::DEFAULT_MAX_SIZE,
-    );
-    if let Some(path) = std::env::var_os("ENDPOINT_AGENT_AUDIT_RULES") {
-        cfg.rules = RulesSource::File(PathBuf::from(path));
-    }
+    let cfg = CollectorConfig {
+        hash_policy: agent_host::HashPolicy::new(
+            config.hashes_excluded_paths.iter().cloned(),
+            agent_host::HashPolicy::DEFAULT_MAX_SIZE,
+        ),
+        rules: std::env::var_os("ENDPOINT_AGENT_AUDIT_RULES").map_or(RulesSource::Default, |p| {
+            RulesSource::File(PathBuf::from(p))
+        }),
+        ..CollectorConfig::default()
+    };
     let collector =
         Collector::start(cfg, events).map_err(|e| start_err("the audit collector", e))?;
     for skipped in collector.skipped_rules() {
