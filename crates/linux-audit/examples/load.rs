@@ -130,7 +130,10 @@ mod linux {
         };
         std::thread::sleep(Duration::from_millis(500));
         let idle_rss = status_kb("VmRSS:");
-        println!("size_of::<Event>() = {} bytes", std::mem::size_of::<agent_event::Event>());
+        println!(
+            "size_of::<Event>() = {} bytes",
+            std::mem::size_of::<agent_event::Event>()
+        );
         let cpu0 = own_cpu();
         let t0 = Instant::now();
         let gen: Child = Command::new(std::env::current_exe()?)
