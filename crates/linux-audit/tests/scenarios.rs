@@ -412,3 +412,31 @@ fn a_write_to_a_watched_sudoers_like_file_is_a_tagged_change() {
     assert_eq!(e.file.hash.md5, expected.md5);
     assert_eq!(e.action.properties["success"], "yes");
 }
+
+#[test]
+fn su_produces_pam_authentication_and_session_events() {
+    let mut h = Harness::start("");
+    let (pid, out) =
+        run(Command::new("/usr/bin/su").args(["-s", "/bin/sh", "-c", "id -un", "nobody"]));
+    assert_eq!(out.trim(), "nobody");
+    let acct = h.wait_for("su accounting", |e| {
+        e.event.action == "was-authorized" && e.process.pid == Some(pid)
+    });
+    assert_eq!(acct.event.category.as_slice(), ["authentication"]);
+    assert_eq!(acct.event.outcome, "success");
+    assert_eq!(acct.process.executable, "/usr/bin/su");
+    assert_eq!(acct.user.effective.as_deref().unwrap().name, "nobody");
+    assert_eq!(acct.action.properties["acct"], "nobody");
+    let start = h.wait_for("su session start", |e| {
+        e.event.action == "started-session" && e.process.pid == Some(pid)
+    });
+    assert_eq!(start.event.category.as_slice(), ["session"]);
+    assert_eq!(start.event.types.as_slice(), ["start"]);
+    let end = h.wait_for("su session end", |e| {
+        e.event.action == "ended-session" && e.process.pid == Some(pid)
+    });
+    assert_eq!(end.event.types.as_slice(), ["end"]);
+    h.wait_for("su credentials", |e| {
+        e.event.action == "acquired-credentials" && e.process.pid == Some(pid)
+    });
+}
