@@ -440,3 +440,72 @@ fn su_produces_pam_authentication_and_session_events() {
         e.event.action == "acquired-credentials" && e.process.pid == Some(pid)
     });
 }
+
+#[test]
+fn an_accepted_loopback_connection_is_inbound_with_both_ends() {
+    let mut h = Harness::start("");
+    let script = "import socket,time\nl=socket.socket()\nl.bind(('127.0.0.1',0))\nl.listen(1)\n\
+                  print(l.getsockname()[1],flush=True)\nc,a=l.accept()\nprint(a[1],flush=True)\n\
+                  time.sleep(1)\n";
+    let mut server = Command::new("/usr/bin/python3")
+        .args(["-c", script])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let server_pid = server.id();
+    let mut out = std::io::BufReader::new(server.stdout.take().unwrap());
+    let mut line = String::new();
+    out.read_line(&mut line).unwrap();
+    let port: u16 = line.trim().parse().unwrap();
+    let client = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    let client_port = client.local_addr().unwrap().port();
+    line.clear();
+    out.read_line(&mut line).unwrap();
+    assert_eq!(line.trim().parse::<u16>().unwrap(), client_port);
+    assert!(server.wait().unwrap().success());
+
+    let e = h.wait_for("accept", |e| {
+        e.event.action == "accepted-connection-from" && e.process.pid == Some(server_pid)
+    });
+    assert_eq!(e.event.code, Some(3));
+    assert_eq!(e.tags, ["network-accept"]);
+    assert_eq!(e.source.ip, "127.0.0.1");
+    assert_eq!(e.source.port, Some(client_port));
+    assert_eq!(e.destination.ip, "127.0.0.1");
+    assert_eq!(e.destination.port, Some(port));
+    assert_eq!(e.network.transport, "tcp");
+    assert_eq!(e.network.direction, "internal");
+    // The client side ran in this (the agent's) process: excluded, so no connect event.
+    assert!(!h
+        .seen
+        .iter()
+        .any(|e| e.event.action == "connected-to" && e.process.pid == Some(std::process::id())));
+}
+
+#[test]
+fn a_full_channel_counts_drops_and_the_reader_keeps_going() {
+    let guard = KernelGuard::take();
+    // Capacity 1, never read: everything after the first event is dropped, not waited for.
+    let (tx, rx) = crossbeam_channel::bounded(1);
+    let collector = Collector::start(CollectorConfig::default(), tx).unwrap();
+    for _ in 0..20 {
+        run(&mut Command::new("/bin/true"));
+    }
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while collector.stats().dropped < 20 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(collector.is_running());
+    let stats = collector.stop().unwrap();
+    assert!(stats.dropped >= 20, "{stats:?}");
+    assert_eq!(stats.emitted, 1, "{stats:?}");
+    assert_eq!(stats.kernel_lost, 0, "{stats:?}");
+    assert_eq!(rx.len(), 1);
+    // stop() put the kernel back as found: same rules, same enabled flag, no daemon.
+    let mut s = AuditSocket::open().unwrap();
+    assert_eq!(s.list_rules().unwrap(), guard.rules);
+    let now = s.get_status().unwrap();
+    assert_eq!((now.enabled, now.pid), (guard.status.enabled, 0));
+    assert_eq!(now.backlog_limit, guard.status.backlog_limit);
+    drop(guard);
+}
