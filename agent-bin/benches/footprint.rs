@@ -44,13 +44,24 @@ mod linux {
     fn agent_binary() -> PathBuf {
         if let Some(p) = std::env::var_os("FOOTPRINT_AGENT_BIN") {
             let p = PathBuf::from(p);
-            assert!(p.is_file(), "FOOTPRINT_AGENT_BIN={} is not a file", p.display());
+            assert!(
+                p.is_file(),
+                "FOOTPRINT_AGENT_BIN={} is not a file",
+                p.display()
+            );
             return p;
         }
         let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
         eprintln!("footprint: building the release agent (cargo build --release -p endpoint-agent --bin agent)...");
         let ok = Command::new(&cargo)
-            .args(["build", "--release", "-p", "endpoint-agent", "--bin", "agent"])
+            .args([
+                "build",
+                "--release",
+                "-p",
+                "endpoint-agent",
+                "--bin",
+                "agent",
+            ])
             .status()
             .expect("run cargo build")
             .success();
@@ -270,12 +281,26 @@ mod linux {
 
         let mib = |k: u64| k as f64 / 1024.0;
         println!("footprint of {} (pid {pid})", bin.display());
-        println!("  startup: exec -> status.json      {:>8.1} ms", startup_to_status.as_secs_f64() * 1e3);
-        println!("  startup: exec -> first line shipped {:>6.1} ms", startup_to_first.as_secs_f64() * 1e3);
-        println!("  idle ({idle_secs} s): RSS {:.1} MiB, CPU {:.2} % of one core", mib(idle_rss), idle_cpu);
+        println!(
+            "  startup: exec -> status.json      {:>8.1} ms",
+            startup_to_status.as_secs_f64() * 1e3
+        );
+        println!(
+            "  startup: exec -> first line shipped {:>6.1} ms",
+            startup_to_first.as_secs_f64() * 1e3
+        );
+        println!(
+            "  idle ({idle_secs} s): RSS {:.1} MiB, CPU {:.2} % of one core",
+            mib(idle_rss),
+            idle_cpu
+        );
         println!(
             "  load ({rate} lines/s for {wall:.1} s, {total} lines, {got} delivered{}):",
-            if delivered.is_some() { "" } else { " - NOT ALL" }
+            if delivered.is_some() {
+                ""
+            } else {
+                " - NOT ALL"
+            }
         );
         println!(
             "    agent:     RSS avg {:.1} MiB, max {:.1} MiB (peak HWM {:.1} MiB), CPU {:.2} % of one core",

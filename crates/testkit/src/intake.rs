@@ -334,7 +334,12 @@ async fn handle(
         .get("x-sekoiaio-intake-key")
         .and_then(|v| v.to_str().ok())
         .map(str::to_owned);
-    let body = req.into_body().collect().await.map_err(|_| Dropped)?.to_bytes();
+    let body = req
+        .into_body()
+        .collect()
+        .await
+        .map_err(|_| Dropped)?
+        .to_bytes();
     let parsed = protocol::parse_request(&path, encoding.as_deref(), plain_key.as_deref(), &body);
     let mut st = state.lock().unwrap_or_else(PoisonError::into_inner);
     let index = st.requests.len();
@@ -351,7 +356,10 @@ async fn handle(
             st.violations.push(why.clone());
             log.status = 422;
             st.requests.push(log);
-            return Ok(reply(422, serde_json::json!({ "message": why }).to_string()));
+            return Ok(reply(
+                422,
+                serde_json::json!({ "message": why }).to_string(),
+            ));
         }
     };
     log.records = parsed.records.len();
@@ -368,7 +376,10 @@ async fn handle(
                 });
             }
             let ids: Vec<String> = (0..n).map(|i| format!("id-{index}-{i}")).collect();
-            Ok(reply(200, serde_json::json!({ "event_ids": ids }).to_string()))
+            Ok(reply(
+                200,
+                serde_json::json!({ "event_ids": ids }).to_string(),
+            ))
         }
         Fault::Status(code) => {
             log.status = code;

@@ -153,13 +153,26 @@ mod tests {
         for (path, enc, key, body) in [
             ("/batch", None, None, gz(b"{}")),
             ("/batch", Some(&b"gzip"[..]), None, b"not gzip".to_vec()),
-            ("/batch", Some(b"gzip"), None, gz(br#"{"intake_key":"","jsons":["{}"]}"#)),
-            ("/batch", Some(b"gzip"), None, gz(br#"{"intake_key":"k","jsons":["[]"]}"#)),
+            (
+                "/batch",
+                Some(b"gzip"),
+                None,
+                gz(br#"{"intake_key":"","jsons":["{}"]}"#),
+            ),
+            (
+                "/batch",
+                Some(b"gzip"),
+                None,
+                gz(br#"{"intake_key":"k","jsons":["[]"]}"#),
+            ),
             ("/array", Some(b"gzip"), None, gz(b"[]")),
             ("/plain/batch", Some(b"gzip"), None, gz(b"x")),
             ("/other", Some(b"gzip"), None, gz(b"{}")),
         ] {
-            assert!(parse_request(path, enc, key, &body).is_err(), "{path} {body:?}");
+            assert!(
+                parse_request(path, enc, key, &body).is_err(),
+                "{path} {body:?}"
+            );
         }
     }
 }
