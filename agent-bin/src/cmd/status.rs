@@ -42,7 +42,7 @@ impl StatusArgs {
         } else {
             print!("{}", status::render(&s, now));
         }
-        if now.saturating_sub(s.updated_unix) <= status::STALE_AFTER.as_secs() {
+        if s.is_running(now) {
             ExitCode::SUCCESS
         } else {
             ExitCode::from(3)

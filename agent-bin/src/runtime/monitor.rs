@@ -169,6 +169,7 @@ impl Monitor {
             ring,
             shipper,
             collectors,
+            stopped: false,
         }
     }
 
@@ -255,7 +256,11 @@ impl Monitor {
             }
             std::thread::sleep(Duration::from_millis(200));
         }
-        let _ = status::write(&self.state_dir, &self.snapshot());
+        // The collectors are stopped by now: say so, so that `agent status` does not
+        // call the agent running while the file is still fresh.
+        let mut last = self.snapshot();
+        last.stopped = true;
+        let _ = status::write(&self.state_dir, &last);
     }
 }
 

@@ -84,6 +84,17 @@ pub struct Status {
     pub shipper: Option<ShipperStatus>,
     /// Collectors by name.
     pub collectors: BTreeMap<String, CollectorStatus>,
+    /// Set by the last write of an orderly stop: the agent is not running even though
+    /// the file is fresh.
+    #[serde(default)]
+    pub stopped: bool,
+}
+
+impl Status {
+    /// Whether the agent that wrote this status is running at `now_unix`.
+    pub fn is_running(&self, now_unix: u64) -> bool {
+        !self.stopped && now_unix.saturating_sub(self.updated_unix) <= STALE_AFTER.as_secs()
+    }
 }
 
 /// Seconds since the Unix epoch.
@@ -129,7 +140,7 @@ pub fn render(s: &Status, now_unix: u64) -> String {
     use std::fmt::Write as _;
     let mut out = String::new();
     let age = now_unix.saturating_sub(s.updated_unix);
-    let running = age <= STALE_AFTER.as_secs();
+    let running = s.is_running(now_unix);
     let _ = writeln!(
         out,
         "agent {} (pid {}, mode {}): {}",
@@ -139,7 +150,14 @@ pub fn render(s: &Status, now_unix: u64) -> String {
         if running {
             format!("running for {}s", now_unix.saturating_sub(s.started_unix))
         } else {
-            format!("NOT RUNNING (status last refreshed {age}s ago)")
+            format!(
+                "NOT RUNNING ({} {age}s ago)",
+                if s.stopped {
+                    "stopped"
+                } else {
+                    "status last refreshed"
+                }
+            )
         }
     );
     let _ = writeln!(
@@ -221,5 +239,7 @@ mod tests {
             "{live}"
         );
         assert!(render(&s, 1100).contains("NOT RUNNING"));
+        s.stopped = true;
+        assert!(render(&s, 1012).contains("NOT RUNNING (stopped 2s ago)"));
     }
 }
