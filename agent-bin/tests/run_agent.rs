@@ -635,8 +635,12 @@ fn sigterm_under_load_exits_0_within_10s_with_checkpoints_saved() {
         "no log-file checkpoint in {}",
         checkpoints.display()
     );
-    let (_, st) = install.status();
+    let (code, st) = install.status();
     assert_eq!(st["collectors"]["logfile"]["state"], "stopped", "{st:#}");
+    assert_eq!(
+        code, 3,
+        "`agent status` right after an orderly stop: {st:#}"
+    );
     eprintln!("sigterm: exited in {took:?}");
 
     // A restart delivers the rest, and nothing twice beyond the last batch.
