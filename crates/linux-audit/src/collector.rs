@@ -6,6 +6,8 @@
 //!   (`-w`, `-F path=`, `-F dir=`) whose parent directory is missing on this host, is
 //!   skipped and reported in [`Collector::skipped_rules`] instead of failing the start.
 //!   Control lines (`-D`, `-b`, `-e` ...) are skipped too: the session owns that state.
+//!   If the kernel still refuses a rule at start, each rule is tried alone (added and at
+//!   once deleted), the refused ones are skipped, and the session starts with the rest.
 //! - The agent's own activity: the session loads `-a never,exit -F pid=<own pid>` before
 //!   every other rule (`SessionConfig::exclude_self` is forced on), so neither the hashing
 //!   reads nor the agent's network traffic produce events; the normalizer also drops any
@@ -183,6 +185,12 @@ pub struct Collector {
 
 /// Compiles rule text for `arch`, one line at a time, skipping what cannot load here.
 pub fn compile_rules(text: &str, arch: Arch) -> (Vec<RuleData>, Vec<SkippedRule>) {
+    let (rules, skipped) = compile_lines(text, arch);
+    (rules.into_iter().map(|(_, data)| data).collect(), skipped)
+}
+
+/// [`compile_rules`], keeping each rule's line and text for later reports.
+fn compile_lines(text: &str, arch: Arch) -> (Vec<(SkippedRule, RuleData)>, Vec<SkippedRule>) {
     let mut rules = Vec::new();
     let mut skipped = Vec::new();
     for (i, line) in text.lines().enumerate() {
@@ -216,7 +224,7 @@ pub fn compile_rules(text: &str, arch: Arch) -> (Vec<RuleData>, Vec<SkippedRule>
             continue;
         }
         match compile(t, arch) {
-            Ok(r) => rules.push(r),
+            Ok(r) => rules.push((skip(String::new()), r)),
             Err(e) => skipped.push(skip(e.to_string())),
         }
     }
@@ -247,6 +255,39 @@ fn missing_watch_parent(tokens: &[String]) -> Option<PathBuf> {
     })
 }
 
+/// Tries each rule alone on the kernel (adding then at once deleting it) and removes from
+/// `rules` those the kernel refuses, returned as skipped. Only run after a start failed, so
+/// the common path never adds a rule twice.
+fn probe_rules(
+    rules: &mut Vec<(SkippedRule, RuleData)>,
+) -> Result<Vec<SkippedRule>, CollectorError> {
+    let mut sock = crate::netlink::AuditSocket::open()?;
+    let mut refused = Vec::new();
+    let mut kept = Vec::new();
+    for (mut info, data) in rules.drain(..) {
+        match sock.add_rule(&data) {
+            Ok(()) => {
+                sock.delete_rule(&data)?;
+                kept.push((info, data));
+            }
+            // Already loaded by someone else: loadable, and not ours to delete.
+            Err(NetlinkError::Kernel { errno, .. }) if errno == libc::EEXIST => {
+                kept.push((info, data));
+            }
+            Err(NetlinkError::Kernel { errno, .. }) => {
+                info.reason = format!(
+                    "refused by the kernel: {}",
+                    std::io::Error::from_raw_os_error(errno)
+                );
+                refused.push(info);
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+    *rules = kept;
+    Ok(refused)
+}
+
 impl Collector {
     /// Loads the rules, starts the session and the reader thread sending to `events`.
     pub fn start(cfg: CollectorConfig, events: Sender<Event>) -> Result<Collector, CollectorError> {
@@ -261,7 +302,7 @@ impl Collector {
                 })?
             }
         };
-        let (rules, skipped) = compile_rules(&text, arch);
+        let (mut rules, mut skipped) = compile_lines(&text, arch);
         let mut session_cfg = cfg.session.clone();
         session_cfg.exclude_self = true;
         let (worker, hashes) = HashWorker::spawn(
@@ -272,7 +313,18 @@ impl Collector {
         let mut procs = ProcTable::new(agent_host::boot_id().unwrap_or_default(), cfg.proc_limits);
         procs.scan();
         let normalizer = Normalizer::new(procs).exclude_pid(std::process::id());
-        let session = AuditSession::start(&session_cfg, &rules)?;
+        let data: Vec<RuleData> = rules.iter().map(|(_, d)| d.clone()).collect();
+        let session = match AuditSession::start(&session_cfg, &data) {
+            Ok(s) => s,
+            // A rule this kernel refuses (the session undid everything): find which, skip
+            // them, and start again with the rest.
+            Err(NetlinkError::Kernel { .. }) => {
+                skipped.extend(probe_rules(&mut rules)?);
+                let data: Vec<RuleData> = rules.iter().map(|(_, d)| d.clone()).collect();
+                AuditSession::start(&session_cfg, &data)?
+            }
+            Err(e) => return Err(e.into()),
+        };
         let loaded = session.added_rules().len();
         let stop = Arc::new(AtomicBool::new(false));
         let shared = Arc::new(Shared::default());

@@ -509,3 +509,27 @@ fn a_full_channel_counts_drops_and_the_reader_keeps_going() {
     assert_eq!(now.backlog_limit, guard.status.backlog_limit);
     drop(guard);
 }
+
+#[test]
+fn rules_this_host_cannot_load_are_skipped_not_fatal() {
+    let mut h = Harness::start(
+        "-w /nonexistent-agent-test-dir/x -p wa -k missing-parent\n\
+         -a always,exit -F arch=b64 -S execve -F exe=/nonexistent-agent-test-dir/bin -k refused\n\
+         -a always,exit -F arch=b64 -S nosuchsyscall -k bad",
+    );
+    let c = h.collector.as_ref().unwrap();
+    let reasons: Vec<(&str, &str)> = c
+        .skipped_rules()
+        .iter()
+        .map(|s| (s.text.as_str(), s.reason.as_str()))
+        .collect();
+    assert_eq!(reasons.len(), 3, "{reasons:?}");
+    assert!(reasons[0].0.contains("missing-parent") && reasons[0].1.contains("does not exist"));
+    assert!(reasons[1].0.contains("nosuchsyscall"), "{reasons:?}");
+    assert!(reasons[2].0.contains("-k refused") && reasons[2].1.contains("refused by the kernel"));
+    // The rest works.
+    let (pid, _) = run(&mut Command::new("/bin/true"));
+    h.wait_for("exec of true", |e| {
+        e.event.action == "process-created" && e.process.pid == Some(pid)
+    });
+}
