@@ -363,7 +363,8 @@ fn tcp_connect_to_a_loopback_listener_and_python_and_perl_executions() {
     assert_eq!(n.network.transport, "tcp");
     assert_eq!(n.network.direction, "internal");
     assert_eq!(n.tags, ["network-connect"]);
-    assert_eq!(n.process.executable, "/usr/bin/python3.11");
+    let python = std::fs::canonicalize("/usr/bin/python3").unwrap();
+    assert_eq!(n.process.executable, python.to_str().unwrap());
 
     let py = h.wait_for("python exec", |e| {
         e.event.action == "process-created" && e.process.pid == Some(py_pid)
@@ -404,7 +405,8 @@ fn a_write_to_a_watched_sudoers_like_file_is_a_tagged_change() {
     assert_eq!(e.event.types.as_slice(), ["change"]);
     assert_eq!(e.tags, ["sudoers-change"]);
     assert_eq!(e.file.name, "sudoers");
-    assert_eq!(e.process.executable, "/usr/bin/dash");
+    let sh = std::fs::canonicalize("/bin/sh").unwrap();
+    assert_eq!(e.process.executable, sh.to_str().unwrap());
     let expected = agent_host::hash_reader(std::fs::File::open(&file).unwrap())
         .unwrap()
         .0;
