@@ -115,7 +115,7 @@ pub fn run(opts: RunOptions, stop: Receiver<()>) -> Result<(), RunError> {
         }
     };
 
-    let (event_tx, event_rx) = bounded::<Event>(EVENT_CHANNEL);
+    let (event_tx, event_rx) = bounded::<Box<Event>>(EVENT_CHANNEL);
     let (control_tx, control_rx) = bounded::<Control>(CONTROL_CHANNEL);
     init_logging(&opts, control_tx.clone())?;
     tracing::info!(version = %crate::version_string(), console = opts.console, "agent starting");
@@ -259,7 +259,7 @@ fn stamp(state_dir: &std::path::Path, console: bool) -> Result<Stamp, RunError> 
 
 fn spawn_writer<S>(
     mut store: S,
-    events: Receiver<Event>,
+    events: Receiver<Box<Event>>,
     control: Receiver<Control>,
     cfg: WriterConfig,
     stats: Arc<WriterStats>,

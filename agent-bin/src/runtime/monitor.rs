@@ -318,7 +318,10 @@ pub fn start_logfile(
 
 /// Starts the Linux kernel audit collector (needs root; takes the audit netlink socket).
 #[cfg(target_os = "linux")]
-pub fn start_audit(config: &Config, events: Sender<Event>) -> Result<CollectorHandle, RunError> {
+pub fn start_audit(
+    config: &Config,
+    events: Sender<Box<Event>>,
+) -> Result<CollectorHandle, RunError> {
     use agent_linux_audit::collector::{Collector, CollectorConfig, RulesSource};
 
     let cfg = CollectorConfig {

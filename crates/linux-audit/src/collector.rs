@@ -290,7 +290,10 @@ fn probe_rules(
 
 impl Collector {
     /// Loads the rules, starts the session and the reader thread sending to `events`.
-    pub fn start(cfg: CollectorConfig, events: Sender<Event>) -> Result<Collector, CollectorError> {
+    pub fn start(
+        cfg: CollectorConfig,
+        events: Sender<Box<Event>>,
+    ) -> Result<Collector, CollectorError> {
         let arch = Arch::native().ok_or(CollectorError::UnsupportedArch(std::env::consts::ARCH))?;
         let text = match &cfg.rules {
             RulesSource::Default => DEFAULT_RULES.to_owned(),
@@ -406,7 +409,7 @@ struct Reader {
     normalizer: Normalizer,
     worker: HashWorker,
     hashes: Receiver<HashResult>,
-    events: Sender<Event>,
+    events: Sender<Box<Event>>,
     pending: HashMap<u64, (Instant, Event)>,
     next_id: u64,
     hash_wait: Duration,
@@ -544,7 +547,9 @@ impl Reader {
     }
 
     fn emit(&self, e: Event) {
-        match self.events.try_send(e) {
+        // Boxed: an Event is a few KiB, and a bounded channel allocates every slot up
+        // front, so unboxed events would make a large channel cost megabytes idle.
+        match self.events.try_send(Box::new(e)) {
             Ok(()) => {
                 self.shared.emitted.fetch_add(1, Ordering::Relaxed);
             }

@@ -100,7 +100,7 @@ impl Drop for KernelGuard {
 /// A running collector (default rules + `extra` rules) and the events it sent so far.
 struct Harness {
     collector: Option<Collector>,
-    rx: Receiver<Event>,
+    rx: Receiver<Box<Event>>,
     seen: Vec<Event>,
     // Declared last: dropped after the collector stopped.
     _guard: KernelGuard,
@@ -133,7 +133,7 @@ impl Harness {
             if let Ok(e) = self.rx.recv_timeout(Duration::from_millis(100)) {
                 round_trip(&e);
                 let hit = pred(&e);
-                self.seen.push(e);
+                self.seen.push(*e);
                 if hit {
                     return self.seen[self.seen.len() - 1].clone();
                 }

@@ -147,7 +147,7 @@ pub struct WriterStats {
 /// Runs the writer loop until every sender of both channels is dropped; then flushes.
 pub fn run_writer<S: RecordStore>(
     store: &mut S,
-    events: Receiver<Event>,
+    events: Receiver<Box<Event>>,
     control: Receiver<Control>,
     cfg: &WriterConfig,
     stats: &WriterStats,
@@ -170,7 +170,7 @@ pub fn run_writer<S: RecordStore>(
             Msg::Control(Control::Stop) => {
                 // Everything sent before Stop is already queued: drain it, then finish.
                 while let Ok(e) = events.try_recv() {
-                    w.push_event(e);
+                    w.push_event(*e);
                     if w.batch.len() >= cfg.max_batch {
                         w.flush_batch()?;
                     }
@@ -189,7 +189,7 @@ pub fn run_writer<S: RecordStore>(
         }
         while events_open && w.batch.len() < cfg.max_batch {
             match events.try_recv() {
-                Ok(e) => w.push_event(e),
+                Ok(e) => w.push_event(*e),
                 Err(TryRecvError::Empty) => break,
                 Err(TryRecvError::Disconnected) => events_open = false,
             }
@@ -210,7 +210,7 @@ enum Msg {
 }
 
 fn wait(
-    events: &Receiver<Event>,
+    events: &Receiver<Box<Event>>,
     control: &Receiver<Control>,
     events_open: bool,
     control_open: bool,
@@ -218,12 +218,12 @@ fn wait(
 ) -> Msg {
     match (events_open, control_open) {
         (true, true) => select! {
-            recv(events) -> m => m.map(|e| Msg::Event(Box::new(e))).unwrap_or(Msg::EventsClosed),
+            recv(events) -> m => m.map(Msg::Event).unwrap_or(Msg::EventsClosed),
             recv(control) -> m => m.map(Msg::Control).unwrap_or(Msg::ControlClosed),
             default(tick) => Msg::Tick,
         },
         (true, false) => match events.recv_timeout(tick) {
-            Ok(e) => Msg::Event(Box::new(e)),
+            Ok(e) => Msg::Event(e),
             Err(RecvTimeoutError::Timeout) => Msg::Tick,
             Err(RecvTimeoutError::Disconnected) => Msg::EventsClosed,
         },
@@ -375,7 +375,7 @@ mod tests {
 
     #[test]
     fn requeued_records_are_appended_verbatim_and_answered() {
-        let (etx, erx) = bounded::<Event>(4);
+        let (etx, erx) = bounded::<Box<Event>>(4);
         let (ctx, crx) = bounded(4);
         let cfg = WriterConfig::new("K", stamp());
         let stats = WriterStats::default();
@@ -407,7 +407,8 @@ mod tests {
         let cfg = WriterConfig::new("K", stamp());
         let stats = WriterStats::default();
         for _ in 0..50 {
-            etx.send(Event::at(Timestamp::from_unix(1, 0))).unwrap();
+            etx.send(Box::new(Event::at(Timestamp::from_unix(1, 0))))
+                .unwrap();
         }
         ctx.send(Control::Stop).unwrap();
         let mut store = VecStore::default();
@@ -433,8 +434,11 @@ mod tests {
                     pid: Some(pid),
                     ..Process::default()
                 };
-                etx.send(Event::process_created(Timestamp::from_unix(1, 0), p))
-                    .unwrap();
+                etx.send(Box::new(Event::process_created(
+                    Timestamp::from_unix(1, 0),
+                    p,
+                )))
+                .unwrap();
             }
             let (dtx, drx) = bounded(1);
             ctx.send(Control::Lines {
