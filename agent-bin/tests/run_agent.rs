@@ -526,6 +526,12 @@ fn outage_of_60s_loses_nothing_and_delivers_oldest_first() {
     let d = delivery(&intake.records(), total);
     assert!(d.foreign.is_empty(), "{:?}", d.foreign);
     assert!(d.oldest_first, "first arrivals out of order");
+    eprintln!(
+        "outage: {total} lines, pending {} after 10 s and {} after 50 s, {} duplicates",
+        pending(&s1),
+        pending(&s2),
+        d.duplicates
+    );
     // Duplicates only within the batch that was in flight when the intake went away.
     assert!(
         d.duplicates <= batch_bound(),
@@ -654,6 +660,10 @@ fn sigterm_under_load_exits_0_within_10s_with_checkpoints_saved() {
     let d = delivery(&intake.records(), total);
     assert!(d.foreign.is_empty(), "{:?}", d.foreign);
     assert!(d.oldest_first);
+    eprintln!(
+        "sigterm: {total} lines, {} duplicates after the restart",
+        d.duplicates
+    );
     assert!(
         d.duplicates <= batch_bound(),
         "{} lines delivered twice after an orderly stop (bound {})",
