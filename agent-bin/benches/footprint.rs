@@ -4,7 +4,9 @@
 //! `cargo bench -p endpoint-agent --bench footprint` builds the release agent first
 //! (`cargo build --release -p endpoint-agent --bin agent`) unless `FOOTPRINT_AGENT_BIN`
 //! names a binary. Knobs: `FOOTPRINT_SECS` (load duration, default 30), `FOOTPRINT_RATE`
-//! (lines per second, default 1000), `FOOTPRINT_IDLE_SECS` (default 10).
+//! (lines per second, default 1000), `FOOTPRINT_IDLE_SECS` (default 10), `FOOTPRINT_EXECS`
+//! (commands executed per second, default 0: with more, the audit collector runs too; root
+//! needed, and the kernel audit test lock is held).
 //!
 //! The load generator's own CPU is printed next to the agent's, as the baseline of the
 //! same run: the agent's CPU per line is compared with what merely writing the line costs.
@@ -128,6 +130,18 @@ mod linux {
         (get("Pss_Anon:"), get("Pss_File:"))
     }
 
+    /// The kernel audit test lock (see crates/linux-audit/tests/kernel.rs): one owner of
+    /// the audit socket at a time.
+    fn audit_lock() -> std::fs::File {
+        use std::os::fd::AsRawFd as _;
+        // SAFETY: geteuid has no preconditions.
+        assert_eq!(unsafe { libc::geteuid() }, 0, "FOOTPRINT_EXECS needs root");
+        let f = std::fs::File::create("/tmp/agent-linux-audit-kernel-tests.lock").unwrap();
+        // SAFETY: flock on a descriptor we own.
+        assert_eq!(unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX) }, 0);
+        f
+    }
+
     fn thread_cpu_secs() -> f64 {
         let mut ts = libc::timespec {
             tv_sec: 0,
@@ -183,6 +197,8 @@ mod linux {
         let secs = env_u64("FOOTPRINT_SECS", 30);
         let rate = env_u64("FOOTPRINT_RATE", 1_000);
         let idle_secs = env_u64("FOOTPRINT_IDLE_SECS", 10);
+        let execs = env_u64("FOOTPRINT_EXECS", 0);
+        let _audit_lock = (execs > 0).then(audit_lock);
         let bin = agent_binary();
 
         let intake = Intake::start().expect("start the test intake");
@@ -196,11 +212,17 @@ mod linux {
             std::fs::create_dir_all(d).unwrap();
         }
         let config = dir.path().join("config.yaml");
-        // No audit collector: the numbers are the pipeline's (log file → ring → HTTPS).
+        // Without execs no audit collector: the numbers are the pipeline's (log file →
+        // ring → HTTPS); with them the default roles start the audit collector.
+        let roles = if execs > 0 {
+            ""
+        } else {
+            "roles: [compliance-collector]\n"
+        };
         std::fs::write(
             &config,
             format!(
-                "IntakeKey: {AGENT_KEY}\nIntakeURL: {}\nAutoUpdate: false\nroles: [compliance-collector]\nlogfiles:\n  - filepath: {}/*.log\n    intakekey: {LINES_KEY}\n",
+                "IntakeKey: {AGENT_KEY}\nIntakeURL: {}\nAutoUpdate: false\n{roles}logfiles:\n  - filepath: {}/*.log\n    intakekey: {LINES_KEY}\n",
                 intake.url(),
                 watched.display()
             ),
@@ -255,6 +277,21 @@ mod linux {
         let stop = Arc::new(AtomicBool::new(false));
         let gen_stop = stop.clone();
         let gen_path = log_file.clone();
+        let exec_stop = stop.clone();
+        let executor = std::thread::spawn(move || {
+            let cpu0 = thread_cpu_secs();
+            let t = Instant::now();
+            let mut done = 0u64;
+            while execs > 0 && !exec_stop.load(Ordering::Relaxed) {
+                let due = (t.elapsed().as_secs_f64() * execs as f64) as u64;
+                while done < due {
+                    let _ = Command::new("/bin/true").status();
+                    done += 1;
+                }
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            (done, thread_cpu_secs() - cpu0)
+        });
         let generator = std::thread::spawn(move || {
             let cpu0 = thread_cpu_secs();
             let mut f = std::fs::OpenOptions::new()
@@ -290,6 +327,7 @@ mod linux {
         }
         stop.store(true, Ordering::Relaxed);
         let (total, gen_cpu) = generator.join().unwrap();
+        let (exec_count, exec_cpu) = executor.join().unwrap();
         let wall = t0.elapsed().as_secs_f64();
         let agent_cpu = cpu_secs(pid) - agent_c0;
         let self_cpu = self_cpu_secs() - self_c0;
@@ -339,6 +377,18 @@ mod linux {
             "    generator: CPU {:.2} % of one core (baseline: writing the lines)",
             gen_cpu / wall * 100.0
         );
+        if execs > 0 {
+            let created = intake
+                .records_for(AGENT_KEY)
+                .iter()
+                .filter_map(|r| r.json())
+                .filter(|j| j["event"]["action"] == "process-created")
+                .count();
+            println!(
+                "    execs: {exec_count} /bin/true run ({created} process-created events at the intake), executor thread CPU {:.2} % of one core",
+                exec_cpu / wall * 100.0
+            );
+        }
         println!(
             "    intake + generator (this process): CPU {:.2} % of one core",
             self_cpu / wall * 100.0
