@@ -136,9 +136,21 @@ impl Shipper {
             self.ack(source)?;
             let now = Instant::now();
             if let Some(batch) = self.next_batch(now, false) {
-                tokio::select! {
-                    r = self.ship(source, batch, None) => { r?; }
-                    () = &mut shutdown => break,
+                let grace = self.cfg.shutdown_grace;
+                let ship = self.ship(source, batch, None);
+                let mut ship = std::pin::pin!(ship);
+                let stop = tokio::select! {
+                    r = &mut ship => { r?; false }
+                    () = &mut shutdown => true,
+                };
+                if stop {
+                    // Let the request in flight finish (within the grace period): the
+                    // intake may already have taken the batch, and abandoning it would
+                    // send it a second time.
+                    if let Ok(r) = tokio::time::timeout(grace, ship).await {
+                        r?;
+                    }
+                    break;
                 }
                 continue;
             }
