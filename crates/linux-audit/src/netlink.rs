@@ -291,29 +291,12 @@ impl AuditSocket {
         Ok(self.seq)
     }
 
-    /// Waits up to `timeout` for one datagram and splits it into (type, flags, seq, payload).
-    /// Only messages from the kernel (port id 0) are accepted.
-    fn recv_datagram(
-        &mut self,
-        timeout: Duration,
-    ) -> Result<Vec<(u16, u32, Vec<u8>)>, NetlinkError> {
-        let mut pfd = libc::pollfd {
-            fd: self.fd.as_raw_fd(),
-            events: libc::POLLIN,
-            revents: 0,
-        };
-        let ms = timeout.as_millis().min(i32::MAX as u128) as libc::c_int;
-        // SAFETY: `pfd` is one valid pollfd for the duration of the call.
-        let rc = unsafe { libc::poll(&mut pfd, 1, ms) };
-        if rc < 0 {
-            let e = io::Error::last_os_error();
-            if e.kind() == io::ErrorKind::Interrupted {
-                return Ok(Vec::new());
-            }
-            return Err(io_err("poll(NETLINK_AUDIT)")(e));
-        }
-        if rc == 0 {
-            return Ok(Vec::new());
+    /// Waits up to `timeout` for one datagram from the kernel (port id 0) and returns its
+    /// length in `self.buf`; 0 when nothing (acceptable) arrived. A zero timeout reads
+    /// without polling first: one syscall per datagram while draining.
+    fn recv_datagram(&mut self, timeout: Duration) -> Result<usize, NetlinkError> {
+        if !timeout.is_zero() && !self.wait_readable(timeout)? {
+            return Ok(0);
         }
         // SAFETY: sockaddr_nl is plain old data; all-zero is valid.
         let mut from: libc::sockaddr_nl = unsafe { std::mem::zeroed() };
@@ -333,16 +316,36 @@ impl AuditSocket {
         if n < 0 {
             let e = io::Error::last_os_error();
             return match e.kind() {
-                io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted => Ok(Vec::new()),
+                io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted => Ok(0),
                 // ENOBUFS: the socket overflowed and records were dropped; keep reading.
-                _ if e.raw_os_error() == Some(libc::ENOBUFS) => Ok(Vec::new()),
+                _ if e.raw_os_error() == Some(libc::ENOBUFS) => Ok(0),
                 _ => Err(io_err("recvfrom(NETLINK_AUDIT)")(e)),
             };
         }
         if from.nl_pid != 0 {
-            return Ok(Vec::new());
+            return Ok(0);
         }
-        Ok(split_messages(&self.buf[..n as usize]))
+        Ok(n as usize)
+    }
+
+    /// Polls the socket for up to `timeout`; true when a datagram is waiting.
+    fn wait_readable(&mut self, timeout: Duration) -> Result<bool, NetlinkError> {
+        let mut pfd = libc::pollfd {
+            fd: self.fd.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        let ms = timeout.as_millis().min(i32::MAX as u128) as libc::c_int;
+        // SAFETY: `pfd` is one valid pollfd for the duration of the call.
+        let rc = unsafe { libc::poll(&mut pfd, 1, ms) };
+        if rc < 0 {
+            let e = io::Error::last_os_error();
+            if e.kind() == io::ErrorKind::Interrupted {
+                return Ok(false);
+            }
+            return Err(io_err("poll(NETLINK_AUDIT)")(e));
+        }
+        Ok(rc > 0)
     }
 
     /// Sends a request and collects the answers of type `reply` (`multi`: until
@@ -373,7 +376,8 @@ impl AuditSocket {
             if left.is_zero() {
                 return Err(NetlinkError::Timeout(op));
             }
-            for (t, s, p) in self.recv_datagram(left)? {
+            let n = self.recv_datagram(left)?;
+            for (t, s, p) in split_messages(&self.buf[..n]) {
                 if is_record_type(t) {
                     self.queued.push_back(RawMessage {
                         msg_type: t,
@@ -485,37 +489,68 @@ impl AuditSocket {
     /// Audit records: those queued during requests, then whatever arrives within `timeout`
     /// (returns early once something arrived).
     pub fn recv_records(&mut self, timeout: Duration) -> Result<Vec<RawMessage>, NetlinkError> {
-        let mut out: Vec<RawMessage> = self.queued.drain(..).collect();
-        let wait = if out.is_empty() {
-            timeout
-        } else {
-            Duration::ZERO
-        };
-        let mut first = true;
+        let mut out = Vec::new();
+        self.recv_records_with(timeout, Duration::ZERO, |msg_type, payload| {
+            out.push(RawMessage {
+                msg_type,
+                payload: payload.to_vec(),
+            });
+        })?;
+        Ok(out)
+    }
+
+    /// Like [`AuditSocket::recv_records`], but hands each record's payload to `f` straight
+    /// from the receive buffer (no copy) and returns how many it handed over. Once the
+    /// first datagram arrived, waits `linger` before draining the socket, so that a burst
+    /// (an exec is about ten records) is read in one pass rather than one wake-up per
+    /// record; the socket's receive buffer holds what arrives meanwhile.
+    pub fn recv_records_with(
+        &mut self,
+        timeout: Duration,
+        linger: Duration,
+        mut f: impl FnMut(u16, &[u8]),
+    ) -> Result<usize, NetlinkError> {
+        let mut count = 0;
+        for m in self.queued.drain(..) {
+            f(m.msg_type, &m.payload);
+            count += 1;
+        }
+        let mut wait = if count == 0 { timeout } else { Duration::ZERO };
         loop {
-            let msgs = self.recv_datagram(if first { wait } else { Duration::ZERO })?;
-            first = false;
-            if msgs.is_empty() {
-                return Ok(out);
+            let n = self.recv_datagram(wait)?;
+            if n == 0 {
+                return Ok(count);
             }
-            out.extend(
-                msgs.into_iter()
-                    .filter(|(t, _, _)| is_record_type(*t))
-                    .map(|(t, _, p)| RawMessage {
-                        msg_type: t,
-                        payload: p,
-                    }),
-            );
-            if out.len() >= 1024 {
-                return Ok(out);
+            if !wait.is_zero() && !linger.is_zero() {
+                std::thread::sleep(linger);
+            }
+            wait = Duration::ZERO;
+            for_each_message(&self.buf[..n], |t, _, p| {
+                if is_record_type(t) {
+                    f(t, p);
+                    count += 1;
+                }
+            });
+            if count >= MAX_RECORDS_PER_CALL {
+                return Ok(count);
             }
         }
     }
 }
 
-/// Splits a datagram into its netlink messages.
-fn split_messages(mut b: &[u8]) -> Vec<(u16, u32, Vec<u8>)> {
+/// How many records one receive call hands over at most, so that the caller gets to
+/// complete events and check its stop flag under a sustained flood.
+const MAX_RECORDS_PER_CALL: usize = 4096;
+
+/// Splits a datagram into its netlink messages, copied.
+fn split_messages(b: &[u8]) -> Vec<(u16, u32, Vec<u8>)> {
     let mut out = Vec::new();
+    for_each_message(b, |t, seq, p| out.push((t, seq, p.to_vec())));
+    out
+}
+
+/// Calls `f(type, seq, payload)` for each netlink message of a datagram.
+fn for_each_message(mut b: &[u8], mut f: impl FnMut(u16, u32, &[u8])) {
     while b.len() >= NLMSG_HDRLEN {
         let len = u32::from_ne_bytes([b[0], b[1], b[2], b[3]]) as usize;
         let t = u16::from_ne_bytes([b[4], b[5]]);
@@ -526,7 +561,7 @@ fn split_messages(mut b: &[u8]) -> Vec<(u16, u32, Vec<u8>)> {
             // of the datagram, without trailing NULs.
             let p = &b[NLMSG_HDRLEN..];
             let end = p.iter().rposition(|&c| c != 0).map_or(0, |i| i + 1);
-            out.push((t, seq, p[..end].to_vec()));
+            f(t, seq, &p[..end]);
             break;
         }
         let end = if len >= NLMSG_HDRLEN && len <= b.len() {
@@ -534,14 +569,13 @@ fn split_messages(mut b: &[u8]) -> Vec<(u16, u32, Vec<u8>)> {
         } else {
             b.len()
         };
-        out.push((t, seq, b[NLMSG_HDRLEN..end].to_vec()));
+        f(t, seq, &b[NLMSG_HDRLEN..end]);
         let next = end.div_ceil(4) * 4;
         if next >= b.len() {
             break;
         }
         b = &b[next..];
     }
-    out
 }
 
 /// Who else consumes audit records, and what to do about it.

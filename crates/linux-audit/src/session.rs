@@ -42,6 +42,10 @@ pub struct SessionConfig {
     pub adopt_existing: bool,
     /// Reassembly settings.
     pub reassembly: reassembly::Config,
+    /// After the first record of a burst arrives, how long to let the rest queue up in the
+    /// socket before reading them all in one pass: fewer wake-ups and syscalls per record,
+    /// for at most this much added latency.
+    pub linger: Duration,
 }
 
 impl Default for SessionConfig {
@@ -53,6 +57,7 @@ impl Default for SessionConfig {
             exclude_self: true,
             adopt_existing: false,
             reassembly: reassembly::Config::default(),
+            linger: Duration::from_millis(10),
         }
     }
 }
@@ -82,6 +87,7 @@ pub struct AuditSession {
     kernel_lost: u32,
     conflicts: Vec<Conflict>,
     adopt_existing: bool,
+    linger: Duration,
     stopped: bool,
 }
 
@@ -119,6 +125,7 @@ impl AuditSession {
             registered: false,
             reassembler: Reassembler::new(cfg.reassembly),
             adopt_existing: cfg.adopt_existing,
+            linger: cfg.linger,
             parse_errors: 0,
             kernel_lost: before.lost,
             conflicts,
@@ -204,14 +211,20 @@ impl AuditSession {
     /// Receives records for up to `timeout` and returns the events they completed, and
     /// those whose reassembly timed out.
     pub fn recv(&mut self, timeout: Duration) -> Result<Vec<AuditEvent>, NetlinkError> {
-        let msgs = self.events.recv_records(timeout)?;
+        let mut records = Vec::new();
+        let mut errors = 0;
+        self.events
+            .recv_records_with(timeout, self.linger, |t, payload| {
+                match parse_netlink(t, payload) {
+                    Ok(r) => records.push(r),
+                    Err(_) => errors += 1,
+                }
+            })?;
+        self.parse_errors += errors;
         let now = Instant::now();
         let mut out = Vec::new();
-        for m in msgs {
-            match parse_netlink(m.msg_type, &m.payload) {
-                Ok(r) => self.reassembler.push_at(r, now, &mut out),
-                Err(_) => self.parse_errors += 1,
-            }
+        for r in records {
+            self.reassembler.push_at(r, now, &mut out);
         }
         self.reassembler.tick_into(now, &mut out);
         Ok(out)
