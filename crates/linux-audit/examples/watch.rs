@@ -145,8 +145,7 @@ mod linux {
         if raw {
             for r in &e.records {
                 let fields: Vec<String> = r
-                    .fields
-                    .iter()
+                    .fields()
                     .map(|f| format!("{}={}", f.key, f.text()))
                     .collect();
                 println!("    {} {}", r.type_name(), fields.join(" "));

@@ -61,7 +61,7 @@ impl AuditEvent {
         recs.peek()?;
         let mut args: Vec<Vec<u8>> = Vec::new();
         for r in recs {
-            for f in &r.fields {
+            for f in r.fields() {
                 let Some(rest) = f.key.strip_prefix('a') else {
                     continue;
                 };
@@ -75,7 +75,7 @@ impl AuditEvent {
                     }
                     args.resize(n + 1, Vec::new());
                 }
-                match &f.value {
+                match f.value {
                     Value::Hex(b) => args[n].extend_from_slice(b),
                     _ => args[n].extend_from_slice(f.raw.as_bytes()),
                 }
@@ -91,12 +91,12 @@ impl AuditEvent {
     /// The process title split into its NUL-separated arguments.
     pub fn proctitle(&self) -> Option<Vec<String>> {
         let f = self.record(msgtype::AUDIT_PROCTITLE)?.field("proctitle")?;
-        Some(match &f.value {
+        Some(match f.value {
             Value::Hex(b) => b
                 .split(|&c| c == 0)
                 .map(|a| String::from_utf8_lossy(a).into_owned())
                 .collect(),
-            _ => vec![f.raw.clone()],
+            _ => vec![f.raw.to_owned()],
         })
     }
 
@@ -109,7 +109,7 @@ impl AuditEvent {
     pub fn keys(&self) -> Vec<String> {
         self.syscall()
             .and_then(|r| r.field("key"))
-            .filter(|f| f.value != Value::Null)
+            .filter(|f| *f.value != Value::Null)
             .map(|f| f.text().split('\u{1}').map(str::to_owned).collect())
             .unwrap_or_default()
     }

@@ -316,21 +316,11 @@ impl Reassembler {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::record::{AuditTime, Field, Value};
+    use crate::record::AuditTime;
     use proptest::prelude::*;
 
     fn rec(t: u16, serial: u32, n: usize) -> AuditRecord {
-        AuditRecord {
-            record_type: t,
-            timestamp: AuditTime::default(),
-            serial,
-            fields: vec![Field {
-                key: "n".into(),
-                raw: n.to_string(),
-                value: Value::Text,
-                in_msg: false,
-            }],
-        }
+        AuditRecord::with_fields(t, AuditTime::default(), serial, &[("n", &n.to_string())])
     }
 
     #[test]
@@ -409,7 +399,7 @@ mod tests {
             for e in &out {
                 let i = e.serial.wrapping_sub(base) as usize;
                 prop_assert!(e.complete);
-                let ns: Vec<String> = e.records.iter().map(|x| x.fields[0].raw.clone()).collect();
+                let ns: Vec<String> = e.records.iter().map(|x| x.raw("n").unwrap_or_default().to_owned()).collect();
                 let want: Vec<String> = (0..sizes[i]).map(|k| k.to_string()).collect();
                 prop_assert_eq!(ns, want);
             }

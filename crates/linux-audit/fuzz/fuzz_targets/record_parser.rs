@@ -12,7 +12,7 @@ fuzz_target!(|data: &[u8]| {
     if let Ok(text) = std::str::from_utf8(data) {
         for line in text.lines() {
             if let Ok(rec) = parse_line(line) {
-                for f in &rec.fields {
+                for f in rec.fields() {
                     let _ = f.text();
                 }
                 events.extend(r.push(rec));

@@ -597,16 +597,16 @@ fn abs_path(p: &AuditRecord, cwd: Option<&str>) -> String {
 /// The raw fields of a record as text, with `arch` and `syscall` named.
 fn properties(r: &AuditRecord) -> Map<String, Json> {
     let mut m = Map::new();
-    for f in &r.fields {
-        if f.key == "key" || f.value == Value::Null {
+    for f in r.fields() {
+        if f.key == "key" || *f.value == Value::Null {
             continue;
         }
-        let text = match f.key.as_str() {
-            "arch" => arch_name(&f.raw).map_or_else(|| f.text().into_owned(), str::to_owned),
+        let text = match f.key {
+            "arch" => arch_name(f.raw).map_or_else(|| f.text().into_owned(), str::to_owned),
             "syscall" => syscall_name(r).map_or_else(|| f.text().into_owned(), str::to_owned),
             _ => f.text().into_owned(),
         };
-        m.insert(f.key.clone(), Json::String(text));
+        m.insert(f.key.to_owned(), Json::String(text));
     }
     m
 }
