@@ -249,7 +249,12 @@ pub fn parse_netlink(record_type: u16, payload: &[u8]) -> Result<AuditRecord, Pa
         .unwrap_or(payload.len());
     // The kernel hex-encodes untrusted strings, so payloads are ASCII; should a byte slip
     // through anyway, keep the record (with U+FFFD) rather than drop it.
-    let text = String::from_utf8_lossy(&payload[..end]);
+    let payload = &payload[..end];
+    // Validating first is much faster than the lossy path for the usual all-ASCII payload.
+    let text = match std::str::from_utf8(payload) {
+        Ok(s) => Cow::Borrowed(s),
+        Err(_) => String::from_utf8_lossy(payload),
+    };
     parse_body(record_type, &text)
 }
 
