@@ -76,6 +76,15 @@ fn exec_then_exit_with_parent_from_the_table() {
     assert_eq!(e.user.effective.as_ref().unwrap().name, "root");
     assert_eq!(e.action.properties["syscall"], "execve");
     assert_eq!(e.action.properties["arch"], "x86_64");
+    // Raw fields stay; those carried by structured fields are not repeated.
+    for k in ["a0", "exit", "tty", "uid", "ses", "comm"] {
+        assert!(e.action.properties.contains_key(k), "{k} kept");
+    }
+    for k in [
+        "pid", "ppid", "exe", "success", "items", "euid", "egid", "auid", "key",
+    ] {
+        assert!(!e.action.properties.contains_key(k), "{k} left out");
+    }
 
     let exit = event(&[
         r#"type=SYSCALL msg=audit(1700000001.300:12): arch=c000003e syscall=231 a0=2 a1=3c a2=0 a3=0 items=0 ppid=100 pid=101 auid=1000 uid=0 gid=0 euid=0 suid=0 fsuid=0 egid=0 sgid=0 fsgid=0 tty=pts0 ses=3 comm="id" exe="/usr/bin/id" key="process-exit""#,
