@@ -394,7 +394,7 @@ fn connection_reset_mid_request_is_retried_without_loss() {
 fn untrusted_certificate_is_refused() {
     let trusted = Intake::start(Box::new(|_| Action::Accept));
     let rogue = Intake::start_with(
-        common::server::TestPki::new("rogue"),
+        common::server::TestPki::new("rogue").expect("test PKI"),
         Box::new(|_| Action::Accept),
     );
     let mut cfg = config(&trusted);

@@ -1,11 +1,11 @@
-//! A real HTTPS intake for tests and the benchmark: hyper + rustls on 127.0.0.1 with an
-//! rcgen certificate. It decodes gzip, validates every request's shape and key, records
-//! accepted events, and answers what the test's fault script says.
+//! A real HTTPS intake for tests and the benchmark: hyper + rustls on 127.0.0.1 with the
+//! testkit's throw-away certificate. It checks every request with the testkit's protocol
+//! checker, records accepted events, and answers what the test's fault script says (the
+//! testkit's own intake has no per-request script, which these tests need).
 
 #![allow(dead_code)]
 
 use std::collections::HashMap;
-use std::io::Read as _;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
@@ -16,37 +16,11 @@ use http_body_util::{BodyExt as _, Full};
 use hyper::body::Incoming;
 use hyper::{Request, Response};
 use hyper_util::rt::TokioIo;
-use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair};
-use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
+use rustls::pki_types::PrivateKeyDer;
 use tokio::net::TcpListener;
 use tokio_rustls::TlsAcceptor;
 
-/// A CA and a server certificate for 127.0.0.1 signed by it.
-pub struct TestPki {
-    pub ca_pem: String,
-    pub cert: CertificateDer<'static>,
-    pub key: PrivatePkcs8KeyDer<'static>,
-}
-
-impl TestPki {
-    pub fn new(name: &str) -> Self {
-        let mut ca = CertificateParams::new(Vec::<String>::new()).unwrap();
-        ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        ca.distinguished_name
-            .push(DnType::CommonName, format!("{name} test CA"));
-        let ca = CertifiedIssuer::self_signed(ca, KeyPair::generate().unwrap()).unwrap();
-        let leaf_key = KeyPair::generate().unwrap();
-        let leaf = CertificateParams::new(vec!["127.0.0.1".to_owned(), "localhost".to_owned()])
-            .unwrap()
-            .signed_by(&leaf_key, &ca)
-            .unwrap();
-        TestPki {
-            ca_pem: ca.pem(),
-            cert: leaf.der().clone(),
-            key: PrivatePkcs8KeyDer::from(leaf_key.serialize_der()),
-        }
-    }
-}
+pub use agent_testkit::TestPki;
 
 /// One request as the intake saw it.
 #[derive(Debug, Clone)]
@@ -100,7 +74,7 @@ pub struct Intake {
 impl Intake {
     /// Starts an intake trusting nobody's CA but its own (written to `ca_file`).
     pub fn start(script: Script) -> Self {
-        Self::start_with(TestPki::new("intake"), script)
+        Self::start_with(TestPki::new("intake").expect("test PKI"), script)
     }
 
     pub fn start_with(pki: TestPki, script: Script) -> Self {
@@ -214,93 +188,23 @@ fn reply(status: u16, headers: &[(&'static str, String)], body: String) -> Respo
         .unwrap()
 }
 
-/// Parses and checks one request; `Err` is a protocol violation.
+/// Parses and checks one request with the shared protocol checker; `Err` is a protocol
+/// violation. The agent is configured with the bare intake URL here, so only the exact
+/// paths are valid (the checker accepts any prefix).
 fn parse(
     path: &str,
     headers: &hyper::HeaderMap,
     body: &[u8],
 ) -> Result<(Vec<String>, Vec<Vec<u8>>), String> {
-    if headers.get("content-encoding").map(|v| v.as_bytes()) != Some(b"gzip") {
-        return Err("missing Content-Encoding: gzip".into());
+    if !matches!(path, "/batch" | "/array" | "/plain/batch") {
+        return Err(format!("unknown path {path}"));
     }
-    let mut plain = Vec::new();
-    flate2::read::GzDecoder::new(body)
-        .read_to_end(&mut plain)
-        .map_err(|e| format!("not gzip: {e}"))?;
-    let check_event = |s: &str| -> Result<Vec<u8>, String> {
-        match serde_json::from_str::<serde_json::Value>(s) {
-            Ok(serde_json::Value::Object(_)) => Ok(s.as_bytes().to_vec()),
-            _ => Err(format!("event is not a JSON object: {s:.80}")),
-        }
-    };
-    let key_ok = |k: &str| !k.is_empty() && k.chars().all(|c| c.is_ascii_graphic());
-    match path {
-        "/batch" => {
-            let v: serde_json::Value =
-                serde_json::from_slice(&plain).map_err(|e| format!("/batch not JSON: {e}"))?;
-            let obj = v.as_object().ok_or("/batch body not an object")?;
-            if obj.len() != 2 {
-                return Err("/batch must have exactly intake_key and jsons".into());
-            }
-            let key = obj
-                .get("intake_key")
-                .and_then(|k| k.as_str())
-                .filter(|k| key_ok(k))
-                .ok_or("/batch bad intake_key")?;
-            let jsons = obj
-                .get("jsons")
-                .and_then(|j| j.as_array())
-                .ok_or("/batch jsons not an array")?;
-            if jsons.is_empty() {
-                return Err("/batch with no event".into());
-            }
-            let mut recs = Vec::new();
-            for j in jsons {
-                recs.push(check_event(
-                    j.as_str().ok_or("/batch jsons item not a string")?,
-                )?);
-            }
-            Ok((vec![key.to_owned(); recs.len()], recs))
-        }
-        "/array" => {
-            let v: serde_json::Value =
-                serde_json::from_slice(&plain).map_err(|e| format!("/array not JSON: {e}"))?;
-            let arr = v.as_array().ok_or("/array body not an array")?;
-            if arr.is_empty() {
-                return Err("/array with no event".into());
-            }
-            let mut keys = Vec::new();
-            let mut recs = Vec::new();
-            for item in arr {
-                let obj = item.as_object().ok_or("/array item not an object")?;
-                if obj.len() != 2 {
-                    return Err("/array item must have exactly intake_key and json".into());
-                }
-                let key = obj
-                    .get("intake_key")
-                    .and_then(|k| k.as_str())
-                    .filter(|k| key_ok(k))
-                    .ok_or("/array bad intake_key")?;
-                let json = obj
-                    .get("json")
-                    .and_then(|j| j.as_str())
-                    .ok_or("/array json not a string")?;
-                keys.push(key.to_owned());
-                recs.push(check_event(json)?);
-            }
-            Ok((keys, recs))
-        }
-        "/plain/batch" => {
-            let key = headers
-                .get("x-sekoiaio-intake-key")
-                .and_then(|k| k.to_str().ok())
-                .filter(|k| key_ok(k))
-                .ok_or("/plain/batch without X-SEKOIAIO-INTAKE-KEY")?;
-            let recs: Vec<Vec<u8>> = plain.split(|&b| b == b'\n').map(<[u8]>::to_vec).collect();
-            Ok((vec![key.to_owned(); recs.len()], recs))
-        }
-        other => Err(format!("unknown path {other}")),
-    }
+    let plain_key = headers
+        .get("x-sekoiaio-intake-key")
+        .and_then(|k| k.to_str().ok());
+    let encoding = headers.get("content-encoding").map(|v| v.as_bytes());
+    let parsed = agent_testkit::parse_request(path, encoding, plain_key, body)?;
+    Ok((parsed.keys, parsed.records))
 }
 
 async fn handle(
