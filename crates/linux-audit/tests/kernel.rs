@@ -7,95 +7,17 @@
 #![cfg(target_os = "linux")]
 
 use std::collections::{BTreeSet, HashSet};
-use std::os::fd::AsRawFd;
 use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use agent_linux_audit::netlink::{AuditSocket, StatusUpdate};
+use agent_linux_audit::netlink::AuditSocket;
 use agent_linux_audit::rule::{compile, parse_rule_file, Arch, RuleData, RuleLine};
 use agent_linux_audit::session::{AuditSession, Mode, SessionConfig};
 use agent_linux_audit::AuditEvent;
 
-static SERIAL: Mutex<()> = Mutex::new(());
-
-/// Holds the test lock and restores the kernel's audit rules and status on drop.
-struct KernelGuard {
-    _lock: MutexGuard<'static, ()>,
-    _file: std::fs::File,
-    rules: Vec<RuleData>,
-    status: agent_linux_audit::netlink::Status,
-    extra_cleanup: Vec<String>,
-}
-
-impl KernelGuard {
-    fn take() -> KernelGuard {
-        let lock = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
-        // SAFETY: geteuid has no preconditions.
-        assert_eq!(
-            unsafe { libc::geteuid() },
-            0,
-            "the kernel audit tests need root (CI runs them as root)"
-        );
-        let file = std::fs::File::create("/tmp/agent-linux-audit-kernel-tests.lock").unwrap();
-        // SAFETY: flock on a descriptor we own; blocks until other processes release it.
-        assert_eq!(unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX) }, 0);
-        let mut s = AuditSocket::open().expect("open NETLINK_AUDIT (kernel built with audit?)");
-        let mut status = s.get_status().unwrap();
-        if status.pid != 0 && !std::path::Path::new(&format!("/proc/{}", status.pid)).exists() {
-            // A test process killed while registered: registering makes the kernel notice
-            // the dead daemon and replace it; then unregister.
-            s.register().unwrap();
-            s.unregister().unwrap();
-            status = s.get_status().unwrap();
-        }
-        assert_eq!(
-            status.pid, 0,
-            "an audit daemon (pid {}) is registered: stop auditd before running these tests",
-            status.pid
-        );
-        KernelGuard {
-            _lock: lock,
-            _file: file,
-            rules: s.list_rules().unwrap(),
-            status,
-            extra_cleanup: Vec::new(),
-        }
-    }
-}
-
-impl Drop for KernelGuard {
-    fn drop(&mut self) {
-        for args in &self.extra_cleanup {
-            let _ = Command::new("auditctl").args(args.split(' ')).output();
-        }
-        let Ok(mut s) = AuditSocket::open() else {
-            return;
-        };
-        if let Ok(now) = s.list_rules() {
-            for r in now.iter().filter(|r| !self.rules.contains(r)) {
-                let _ = s.delete_rule(r);
-            }
-        }
-        let st = self.status;
-        let _ = s.set_status(&StatusUpdate {
-            enabled: Some(st.enabled),
-            failure: Some(st.failure),
-            rate_limit: Some(st.rate_limit),
-            backlog_limit: Some(st.backlog_limit),
-            ..StatusUpdate::default()
-        });
-        if let Ok(cur) = s.get_status() {
-            if cur.pid == std::process::id() {
-                let _ = s.set_status(&StatusUpdate {
-                    pid: Some(0),
-                    ..StatusUpdate::default()
-                });
-            }
-        }
-    }
-}
+mod common;
+use common::KernelGuard;
 
 fn auditctl(args: &[&str]) -> String {
     let out = Command::new("auditctl")
