@@ -74,6 +74,15 @@ impl RingReader {
             // were counted as dropped, so they must not also be delivered.
             let oldest = state.segments.front().map_or(u64::MAX, |s| s.number);
             out.retain(|(pos, _)| pos.segment() >= oldest);
+            // A batch that stopped at `max_records` or `max_bytes` right on the last
+            // published record has still caught up: say so, or the next `wait_for_data`
+            // would report data that is not there.
+            if self
+                .last_seq
+                .is_some_and(|last| last.saturating_add(1) >= state.published_next_seq)
+            {
+                self.seen_next_seq = self.seen_next_seq.max(state.published_next_seq);
+            }
         }
         match result {
             Err(err) if out.is_empty() => Err(err),

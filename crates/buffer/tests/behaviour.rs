@@ -20,6 +20,25 @@ fn small() -> RingOptions {
 }
 
 #[test]
+fn a_batch_ending_on_the_last_record_leaves_nothing_to_wait_for() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (mut writer, mut reader) = Ring::open(dir.path(), small()).expect("open");
+    for i in 0..10 {
+        writer.append(&payload(0, i, 100)).expect("append");
+    }
+    writer.flush().expect("flush");
+    assert!(reader.wait_for_data(Duration::ZERO));
+    // Exactly the published records, cut by the record limit and then by the byte limit.
+    assert_eq!(reader.read_batch(10, usize::MAX).expect("read").len(), 10);
+    assert!(!reader.wait_for_data(Duration::ZERO), "caught up by count");
+    writer.append(&payload(0, 10, 100)).expect("append");
+    writer.flush().expect("flush");
+    assert!(reader.wait_for_data(Duration::ZERO));
+    assert_eq!(reader.read_batch(100, 1).expect("read").len(), 1);
+    assert!(!reader.wait_for_data(Duration::ZERO), "caught up by size");
+}
+
+#[test]
 fn writer_and_reader_threads_deliver_everything_in_order() {
     const RECORDS: u64 = 20_000;
     let dir = tempfile::tempdir().expect("tempdir");
