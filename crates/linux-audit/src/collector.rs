@@ -399,8 +399,12 @@ impl Drop for Collector {
     }
 }
 
-/// How long one `recv` waits: bounds the stop latency and how late a hashed event leaves.
+/// How long one `recv` waits while work is in flight (events being reassembled, file events
+/// waiting for their hashes): bounds how late such an event leaves.
 const RECV_SLICE: Duration = Duration::from_millis(50);
+/// How long one `recv` waits when nothing is in flight: bounds the stop latency while
+/// keeping an idle collector to two wake-ups a second.
+const IDLE_RECV_SLICE: Duration = Duration::from_millis(500);
 /// How often the kernel's lost counter is read.
 const STATUS_EVERY: Duration = Duration::from_secs(1);
 
@@ -449,7 +453,12 @@ impl Reader {
             let Some(session) = self.session.as_mut() else {
                 return Ok(());
             };
-            let evs = session.recv(RECV_SLICE)?;
+            let slice = if self.pending.is_empty() && session.in_flight() == 0 {
+                IDLE_RECV_SLICE
+            } else {
+                RECV_SLICE
+            };
+            let evs = session.recv(slice)?;
             self.handle(&evs);
             self.drain_hashes(None);
             self.expire_pending();

@@ -230,6 +230,11 @@ impl AuditSession {
         Ok(out)
     }
 
+    /// Events whose records are still arriving (completed by a later record or a timeout).
+    pub fn in_flight(&self) -> usize {
+        self.reassembler.in_flight()
+    }
+
     /// Counters; queries the kernel's lost counter.
     pub fn stats(&mut self) -> SessionStats {
         if let Ok(st) = self.ctl.get_status() {
