@@ -191,6 +191,7 @@ pub fn run(opts: RunOptions, stop: Receiver<()>) -> Result<(), RunError> {
         c.stop();
     }
     monitor_stop.store(true, Ordering::Relaxed);
+    monitor_thread.thread().unpark();
     let _ = monitor_thread.join();
     // The writer appends everything already queued, flushes and returns.
     let _ = control_tx.send(Control::Stop);

@@ -254,7 +254,11 @@ impl Monitor {
                 let e = self.stats_event(&mut sampler);
                 let _ = control.send_timeout(Control::Event(Box::new(e)), Duration::from_secs(1));
             }
-            std::thread::sleep(Duration::from_millis(200));
+            // Sleep until the next status or stats is due; stopping unparks this thread.
+            let status_in =
+                last_status.map_or(Duration::ZERO, |t| STATUS_EVERY.saturating_sub(t.elapsed()));
+            let stats_in = self.stats_interval.saturating_sub(last_stats.elapsed());
+            std::thread::park_timeout(status_in.min(stats_in).max(Duration::from_millis(10)));
         }
         // The collectors are stopped by now: say so, so that `agent status` does not
         // call the agent running while the file is still fresh.
