@@ -598,7 +598,7 @@ fn abs_path(p: &AuditRecord, cwd: Option<&str>) -> String {
 /// already carries in structured form with the same value are left out (`pid` is
 /// `process.pid`, `success` is `event.outcome`, ...): the dialect's own Linux events keep
 /// `action.properties` to the raw syscall fields, and repeating the rest made every event
-/// larger and cost the collector a fifth of its CPU.
+/// larger.
 fn properties(r: &AuditRecord) -> Map<String, Json> {
     let syscall = r.record_type == crate::msgtype::AUDIT_SYSCALL;
     let mut m = Map::with_capacity(r.field_count());
@@ -618,8 +618,9 @@ fn properties(r: &AuditRecord) -> Map<String, Json> {
 
 /// `SYSCALL` fields every event built from one carries elsewhere: `process.pid`,
 /// `process.parent.pid`, `process.executable`, `event.outcome`, `user.effective.id` and
-/// its group, and the login user (`user.id` is `auid` when set). `uid`/`gid` stay: with a
-/// login user set they are not in `user.*`.
+/// its group, the login user (`user.id` is `auid` when set), and `items`, the count of the
+/// PATH records the `file.*` fields come from. `uid`/`gid` stay: with a login user set
+/// they are not in `user.*`.
 fn in_structured_fields(key: &str) -> bool {
     matches!(
         key,
