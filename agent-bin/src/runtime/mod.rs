@@ -11,6 +11,7 @@
 pub mod lines;
 pub mod logging;
 pub mod monitor;
+pub mod shipper;
 pub mod signals;
 pub mod source;
 pub mod status;
@@ -26,7 +27,7 @@ use agent_buffer::{Ring, RingOptions};
 use agent_config::{Config, Paths};
 use agent_event::Event;
 use agent_pipeline::{run_writer, Control, RecordStore, Stamp, WriterConfig, WriterStats};
-use agent_transport::{Counters, Shipper, TransportConfig};
+use agent_transport::Counters;
 use crossbeam_channel::{bounded, Receiver, Sender};
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
@@ -149,7 +150,7 @@ pub fn run(opts: RunOptions, stop: Receiver<()>) -> Result<(), RunError> {
         )?;
         let counters = Arc::new(Counters::default());
         monitor.set_shipper(counters.clone());
-        let shipper = spawn_shipper(&config, &opts, source, counters)?;
+        let shipper = shipper::spawn_shipper(&config, &opts, source, counters)?;
         (writer, Some(shipper))
     };
 
@@ -277,49 +278,6 @@ where
             })
         })
         .map_err(|e| start_err("the writer thread", e))
-}
-
-type ShipperHandle = (tokio::sync::oneshot::Sender<()>, JoinHandle<()>);
-
-fn spawn_shipper(
-    config: &Config,
-    opts: &RunOptions,
-    mut source: source::RingSource,
-    counters: Arc<Counters>,
-) -> Result<ShipperHandle, RunError> {
-    let mut tc = TransportConfig::new(config.intake_endpoint().base_url());
-    tc.proxy = config.http_proxy_url.clone();
-    tc.extra_ca_file = opts.extra_ca_file.clone();
-    // The ring holds the backlog; memory only needs a few batches in flight.
-    tc.max_pending_bytes = 4 << 20;
-    tc.max_pending_records = 5_000;
-    tc.shutdown_grace = Duration::from_secs(3);
-    if let Some(ms) = env_u64("ENDPOINT_AGENT_BATCH_DELAY_MS") {
-        tc.batch_max_delay = Duration::from_millis(ms);
-    }
-    if let Some(ms) = env_u64("ENDPOINT_AGENT_BACKOFF_MAX_MS") {
-        tc.backoff_max = Duration::from_millis(ms);
-    }
-    let mut shipper = Shipper::new(tc, counters).map_err(|e| start_err("the shipper", e))?;
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| start_err("the network runtime", e))?;
-    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    let handle = std::thread::Builder::new()
-        .name("shipper".into())
-        .spawn(move || {
-            runtime.block_on(async move {
-                let shutdown = async move {
-                    let _ = rx.await;
-                };
-                if let Err(e) = shipper.run(&mut source, shutdown).await {
-                    tracing::error!(error = %e, "the shipper stopped");
-                }
-            });
-        })
-        .map_err(|e| start_err("the shipper thread", e))?;
-    Ok((tx, handle))
 }
 
 /// A numeric setting from the environment (tuning knobs for operators and tests).

@@ -1,0 +1,55 @@
+//! The shipper thread: the intake client on a current-thread tokio runtime, reading the
+//! ring through [`super::source::RingSource`].
+
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use agent_config::Config;
+use agent_transport::{Counters, Shipper, TransportConfig};
+
+use super::{env_u64, source, start_err, RunError, RunOptions};
+
+/// Stops the shipper (one last short delivery attempt) and its thread.
+pub type ShipperHandle = (tokio::sync::oneshot::Sender<()>, JoinHandle<()>);
+
+pub fn spawn_shipper(
+    config: &Config,
+    opts: &RunOptions,
+    mut source: source::RingSource,
+    counters: Arc<Counters>,
+) -> Result<ShipperHandle, RunError> {
+    let mut tc = TransportConfig::new(config.intake_endpoint().base_url());
+    tc.proxy = config.http_proxy_url.clone();
+    tc.extra_ca_file = opts.extra_ca_file.clone();
+    // The ring holds the backlog; memory only needs a few batches in flight.
+    tc.max_pending_bytes = 4 << 20;
+    tc.max_pending_records = 5_000;
+    tc.shutdown_grace = Duration::from_secs(3);
+    if let Some(ms) = env_u64("ENDPOINT_AGENT_BATCH_DELAY_MS") {
+        tc.batch_max_delay = Duration::from_millis(ms);
+    }
+    if let Some(ms) = env_u64("ENDPOINT_AGENT_BACKOFF_MAX_MS") {
+        tc.backoff_max = Duration::from_millis(ms);
+    }
+    let mut shipper = Shipper::new(tc, counters).map_err(|e| start_err("the shipper", e))?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| start_err("the network runtime", e))?;
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let handle = std::thread::Builder::new()
+        .name("shipper".into())
+        .spawn(move || {
+            runtime.block_on(async move {
+                let shutdown = async move {
+                    let _ = rx.await;
+                };
+                if let Err(e) = shipper.run(&mut source, shutdown).await {
+                    tracing::error!(error = %e, "the shipper stopped");
+                }
+            });
+        })
+        .map_err(|e| start_err("the shipper thread", e))?;
+    Ok((tx, handle))
+}
