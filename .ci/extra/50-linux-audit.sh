@@ -9,7 +9,7 @@ rustup toolchain list | grep -q '^nightly' || { echo "nightly toolchain missing 
 command -v cargo-fuzz >/dev/null || cargo install --locked cargo-fuzz
 command -v cargo-fuzz >/dev/null || { echo "cargo-fuzz missing" >&2; exit 1; }
 
-ref=../shared/reference
+ref=testdata/go-libaudit
 [ -d "$ref/audit-logs" ] || { echo "reference data missing at $ref" >&2; exit 1; }
 
 seeds=$(mktemp -d)

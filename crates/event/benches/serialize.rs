@@ -15,7 +15,7 @@ use serde_json::{json, Value};
 
 const SAMPLES: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
-    "/../../../shared/reference/dialect-samples/endpoint-agent-events.jsonl"
+    "/../../testdata/dialect-samples/endpoint-agent-events.jsonl"
 );
 
 /// Best of `runs` timings of `a` and of `b`, measured alternately so that load changes on

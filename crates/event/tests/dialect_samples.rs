@@ -6,7 +6,7 @@ use serde_json::Value;
 
 const SAMPLES: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
-    "/../../../shared/reference/dialect-samples/endpoint-agent-events.jsonl"
+    "/../../testdata/dialect-samples/endpoint-agent-events.jsonl"
 );
 
 /// `(sample name, event JSON text)` for every line; panics if the file is missing or empty.

@@ -19,7 +19,7 @@ use agent_linux_audit::reassembly::Reassembler;
 fn corpus(min_records: usize) -> Vec<String> {
     let dir = concat!(
         env!("CARGO_MANIFEST_DIR"),
-        "/../../../shared/reference/audit-logs"
+        "/../../testdata/go-libaudit/audit-logs"
     );
     let mut base = Vec::new();
     let mut files: Vec<_> = std::fs::read_dir(dir)

@@ -94,7 +94,7 @@ fn unpad(mut b: Vec<u8>) -> Vec<u8> {
 fn every_golden_rule_compiles_to_the_golden_bytes() {
     let dir = PathBuf::from(concat!(
         env!("CARGO_MANIFEST_DIR"),
-        "/../../../shared/reference/audit-rules"
+        "/../../testdata/go-libaudit/audit-rules"
     ));
     let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
         .unwrap_or_else(|e| panic!("golden rules missing at {}: {e}", dir.display()))

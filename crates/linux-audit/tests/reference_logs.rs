@@ -1,4 +1,4 @@
-//! Parsing and reassembly over the real audit logs in `shared/reference/audit-logs`.
+//! Parsing and reassembly over the real audit logs in `testdata/go-libaudit/audit-logs`.
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -9,7 +9,7 @@ use agent_linux_audit::{parse_line, AuditEvent, ParseError, SockAddr, Value};
 fn logs_dir() -> PathBuf {
     PathBuf::from(concat!(
         env!("CARGO_MANIFEST_DIR"),
-        "/../../../shared/reference/audit-logs"
+        "/../../testdata/go-libaudit/audit-logs"
     ))
 }
 

@@ -36,7 +36,7 @@ mod linux {
 
     const SAMPLES: &str = concat!(
         env!("CARGO_MANIFEST_DIR"),
-        "/../../../shared/reference/dialect-samples/endpoint-agent-events.jsonl"
+        "/../../testdata/dialect-samples/endpoint-agent-events.jsonl"
     );
     const KEY: &str = "BENCHKEY0123456789abcdefghijklmnopqr";
 

@@ -198,9 +198,10 @@ fn config_change_is_not_an_event() {
 fn vocabulary_matches_the_reference_normalizations() {
     let path = concat!(
         env!("CARGO_MANIFEST_DIR"),
-        "/../../../shared/reference/audit-normalizations.yaml"
+        "/../../testdata/go-libaudit/audit-normalizations.yaml"
     );
-    let text = std::fs::read_to_string(path).expect("reference/audit-normalizations.yaml");
+    let text =
+        std::fs::read_to_string(path).expect("testdata/go-libaudit/audit-normalizations.yaml");
     let doc: serde_yaml::Value = serde_yaml::from_str(&text).unwrap();
     let mut actions = std::collections::HashMap::new();
     for n in doc["normalizations"].as_sequence().unwrap() {
