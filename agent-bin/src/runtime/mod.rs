@@ -8,14 +8,14 @@
 //! Shutdown (SIGTERM, SIGINT, service stop): stop the collectors, let the writer append
 //! what is queued and flush, then give the shipper one last short delivery attempt.
 
-pub mod lines;
-pub mod logging;
-pub mod monitor;
+pub mod collectors;
 pub mod shipper;
 pub mod signals;
 pub mod source;
-pub mod status;
 pub mod stores;
+
+/// The status file's schema and helpers (owned by agent-pipeline; `agent status` reads it).
+pub use agent_pipeline::status;
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -23,16 +23,18 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use agent_buffer::{Ring, RingOptions};
+use agent_buffer::{Ring, RingOptions, RingStats};
 use agent_config::{Config, Paths};
 use agent_event::Event;
-use agent_pipeline::{run_writer, Control, RecordStore, Stamp, WriterConfig, WriterStats};
+use agent_pipeline::agent_log::{EventLayer, LogFile};
+use agent_pipeline::{
+    run_writer, Collector, CollectorState, Control, Monitor, RecordStore, Report, RingStatus,
+    ShipperStatus, Sink, Stamp, WriterConfig, WriterStats,
+};
 use agent_transport::Counters;
 use crossbeam_channel::{bounded, Receiver, Sender};
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
-
-use self::monitor::{CollectorHandle, Monitor};
 
 /// Capacity of the collectors' event channel: about a second of a very busy host, so
 /// that a slow disk never stalls the kernel audit reader.
@@ -81,26 +83,24 @@ fn start_err(what: &'static str, e: impl std::fmt::Display) -> RunError {
     }
 }
 
-fn load_config(opts: &RunOptions) -> Result<Config, RunError> {
+/// The configuration and the loader's warnings (logged once logging is up).
+fn load_config(opts: &RunOptions) -> Result<(Config, Vec<String>), RunError> {
     let path = opts
         .config
         .clone()
         .unwrap_or_else(|| opts.paths.config_file.clone());
     if opts.console && opts.config.is_none() && !path.exists() {
         // Console mode needs no installation: no intake key, defaults for the rest.
-        return Ok(Config::default());
+        return Ok((Config::default(), Vec::new()));
     }
     let (config, warnings) = Config::load(&path).map_err(|e| RunError::Config(e.to_string()))?;
-    for w in warnings {
-        eprintln!("agent: warning: {w}");
-    }
-    Ok(config)
+    Ok((config, warnings.iter().map(ToString::to_string).collect()))
 }
 
 /// Runs the agent until `stop` receives a message (or its senders are gone); returns
 /// after an orderly shutdown.
 pub fn run(opts: RunOptions, stop: Receiver<()>) -> Result<(), RunError> {
-    let config = load_config(&opts)?;
+    let (config, config_warnings) = load_config(&opts)?;
     let intake_key = match (&config.intake_key, opts.console) {
         (Some(k), _) => k.clone(),
         (None, true) => String::new(),
@@ -120,13 +120,27 @@ pub fn run(opts: RunOptions, stop: Receiver<()>) -> Result<(), RunError> {
     let (control_tx, control_rx) = bounded::<Control>(CONTROL_CHANNEL);
     init_logging(&opts, control_tx.clone())?;
     tracing::info!(version = %crate::version_string(), console = opts.console, "agent starting");
+    // In the agent log and as agent-log events, so that a setting that does nothing is
+    // visible centrally too; on stderr as well when the log goes to a file.
+    for w in &config_warnings {
+        if !opts.console {
+            eprintln!("agent: warning: {w}");
+        }
+        tracing::warn!("configuration: {w}");
+    }
 
     let state_dir = opts.paths.state_dir.clone();
     let stamp = stamp(&state_dir, opts.console)?;
     let writer_cfg = WriterConfig::new(intake_key, stamp);
     let writer_stats = Arc::new(WriterStats::default());
 
-    let mut monitor = Monitor::new(&opts, writer_stats.clone());
+    let mut monitor = Monitor::new(
+        state_dir.clone(),
+        opts.console,
+        crate::version_string(),
+        opts.stats_interval,
+        writer_stats.clone(),
+    );
 
     // The store, the writer thread, and (when shipping) the shipper thread.
     let (writer, shipper) = if opts.console {
@@ -135,12 +149,20 @@ pub fn run(opts: RunOptions, stop: Receiver<()>) -> Result<(), RunError> {
         (writer, None)
     } else {
         let ring_opts = RingOptions::default();
-        monitor.set_ring_capacity(ring_opts.capacity);
+        let capacity = ring_opts.capacity;
         let (ring_writer, ring_reader) =
             Ring::open(state_dir.join("ring"), ring_opts).map_err(|e| start_err("the ring", e))?;
         let source = source::RingSource::new(ring_reader, control_tx.clone());
-        let ring_stats = Arc::new(std::sync::Mutex::new(agent_buffer::RingStats::default()));
-        monitor.set_ring(ring_stats.clone());
+        let ring_stats = Arc::new(std::sync::Mutex::new(RingStats::default()));
+        let probe = ring_stats.clone();
+        monitor.set_ring(move || {
+            ring_status(
+                &probe
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner),
+                capacity,
+            )
+        });
         let writer = spawn_writer(
             stores::RingStore::new(ring_writer, ring_stats),
             event_rx,
@@ -149,47 +171,56 @@ pub fn run(opts: RunOptions, stop: Receiver<()>) -> Result<(), RunError> {
             writer_stats,
         )?;
         let counters = Arc::new(Counters::default());
-        monitor.set_shipper(counters.clone());
+        let probe = counters.clone();
+        monitor.set_shipper(move || shipper_status(&probe));
         let shipper = shipper::spawn_shipper(&config, &opts, source, counters)?;
         (writer, Some(shipper))
     };
 
-    // Collectors.
-    let mut collectors: Vec<CollectorHandle> = Vec::new();
-    if !config.logfiles.is_empty() {
-        collectors.push(monitor::start_logfile(
-            &config,
-            &state_dir,
+    // Collectors: each gets a sink with its own overflow policy and report. One that
+    // cannot start is reported (agent log, status, stats) while the others run.
+    let mut collectors: Vec<(Box<dyn Collector>, Arc<Report>)> = Vec::new();
+    for mut collector in collectors::planned(&config, &state_dir) {
+        let report = Report::new(collector.name());
+        monitor.add_collector(report.clone());
+        let sink = Sink::new(
+            event_tx.clone(),
             control_tx.clone(),
-        )?);
-    }
-    #[cfg(target_os = "linux")]
-    if config.has_role("event-collector") {
-        // An agent without its audit collector still ships log files and its own events:
-        // report loudly (agent log, status, stats) rather than refusing to run.
-        match monitor::start_audit(&config, event_tx.clone()) {
-            Ok(c) => collectors.push(c),
+            collector.overflow(),
+            report.clone(),
+        );
+        match collector.start(sink) {
+            Ok(()) => collectors.push((collector, report)),
             Err(e) => {
-                tracing::error!(error = %e, "the Linux audit collector did not start");
-                monitor.add_failed_collector("audit", &e.to_string());
+                tracing::error!(collector = collector.name(), error = %e, "a collector did not start");
+                report.fail(e);
             }
         }
     }
     drop(event_tx);
-    for c in &collectors {
-        monitor.add_collector(c);
-    }
 
     let monitor_stop = Arc::new(AtomicBool::new(false));
-    let monitor_thread = monitor.spawn(control_tx.clone(), monitor_stop.clone())?;
+    let monitor_thread = monitor
+        .spawn(control_tx.clone(), monitor_stop.clone())
+        .map_err(|e| start_err("the monitor thread", e))?;
     tracing::info!(collectors = collectors.len(), "agent started");
 
     // Wait for the stop request.
     let _ = stop.recv();
     tracing::info!("agent stopping");
 
-    for c in collectors {
-        c.stop();
+    for (mut collector, report) in collectors.into_iter().rev() {
+        tracing::info!(collector = collector.name(), "stopping collector");
+        match collector.stop() {
+            Ok(()) if report.state() == CollectorState::Running => {
+                report.set_state(CollectorState::Stopped);
+            }
+            Ok(()) => {}
+            Err(e) => {
+                tracing::error!(collector = collector.name(), error = %e, "stopping a collector");
+                report.fail(e);
+            }
+        }
     }
     monitor_stop.store(true, Ordering::Relaxed);
     monitor_thread.thread().unpark();
@@ -214,14 +245,14 @@ fn init_logging(opts: &RunOptions, control: Sender<Control>) -> Result<(), RunEr
         .ok()
         .and_then(|l| l.parse::<LevelFilter>().ok())
         .unwrap_or(LevelFilter::INFO);
-    let events = logging::EventLayer::new(control);
+    let events = EventLayer::new(control);
     let registry = tracing_subscriber::registry().with(level).with(events);
     let result = if opts.console {
         registry
             .with(tracing_subscriber::fmt::layer().with_writer(std::io::stderr))
             .try_init()
     } else {
-        let file = logging::LogFile::open(&opts.paths.log_file).map_err(|e| {
+        let file = LogFile::open(&opts.paths.log_file).map_err(|e| {
             start_err(
                 "the agent log",
                 format!("{}: {e}", opts.paths.log_file.display()),
@@ -278,6 +309,32 @@ where
             })
         })
         .map_err(|e| start_err("the writer thread", e))
+}
+
+/// The ring's part of the status.
+fn ring_status(r: &RingStats, capacity: u64) -> RingStatus {
+    RingStatus {
+        bytes_on_disk: r.bytes_on_disk,
+        capacity,
+        records_pending: r.records_pending,
+        records_dropped: r.records_dropped,
+        bytes_dropped: r.bytes_dropped,
+        corrupt_skipped: r.corrupt_skipped,
+    }
+}
+
+/// The shipper's part of the status.
+fn shipper_status(counters: &Counters) -> ShipperStatus {
+    let c = counters.snapshot();
+    ShipperStatus {
+        events_sent: c.events_sent,
+        bytes_plain: c.bytes_plain,
+        bytes_gzip: c.bytes_gzip,
+        retries: c.retries,
+        rejected: c.rejected,
+        last_success_unix: c.last_success.map(status::unix),
+        last_error: c.last_error,
+    }
 }
 
 /// A numeric setting from the environment (tuning knobs for operators and tests).

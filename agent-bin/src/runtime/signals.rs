@@ -16,7 +16,7 @@ pub fn forward(stop: Sender<()>) -> std::io::Result<()> {
         .spawn(move || {
             for sig in signals.forever() {
                 if sig == SIGHUP {
-                    super::logging::REOPEN.store(true, Ordering::Relaxed);
+                    agent_pipeline::agent_log::REOPEN.store(true, Ordering::Relaxed);
                     tracing::info!("SIGHUP: reopening the log file");
                 } else {
                     tracing::info!(signal = sig, "stop requested");

@@ -106,7 +106,7 @@ mod linux {
         let rate: u64 = args.get(1).and_then(|a| a.parse().ok()).unwrap_or(1000);
         let secs: u64 = args.get(2).and_then(|a| a.parse().ok()).unwrap_or(60);
 
-        let (tx, rx) = crossbeam_channel::bounded(4096);
+        let (tx, rx) = agent_pipeline::Sink::channel("audit", 4096, agent_pipeline::Overflow::Drop);
         let collector = Collector::start(CollectorConfig::default(), tx)?;
         for s in collector.skipped_rules() {
             eprintln!("skipped rule line {}: {} ({})", s.line, s.text, s.reason);

@@ -27,7 +27,8 @@ use std::time::{Duration, Instant};
 
 use agent_event::Event;
 use agent_host::{FileHasher, HashOutcome, HashPolicy, HashResult, HashWorker};
-use crossbeam_channel::{Receiver, Sender, TrySendError};
+use agent_pipeline::Sink;
+use crossbeam_channel::Receiver;
 
 use crate::netlink::NetlinkError;
 use crate::normalize::{apply_hashes, Normalized, Normalizer, Skip};
@@ -147,8 +148,6 @@ pub struct CollectorStats {
 struct Shared {
     records: AtomicU64,
     audit_events: AtomicU64,
-    emitted: AtomicU64,
-    dropped: AtomicU64,
     unmapped: AtomicU64,
     unhashed: AtomicU64,
     kernel_lost: AtomicU64,
@@ -157,13 +156,13 @@ struct Shared {
 }
 
 impl Shared {
-    fn snapshot(&self) -> CollectorStats {
+    fn snapshot(&self, report: &agent_pipeline::Report) -> CollectorStats {
         let l = |a: &AtomicU64| a.load(Ordering::Relaxed);
         CollectorStats {
             records: l(&self.records),
             audit_events: l(&self.audit_events),
-            emitted: l(&self.emitted),
-            dropped: l(&self.dropped),
+            emitted: report.produced(),
+            dropped: report.dropped(),
             unmapped: l(&self.unmapped),
             unhashed: l(&self.unhashed),
             kernel_lost: l(&self.kernel_lost),
@@ -178,6 +177,7 @@ impl Shared {
 pub struct Collector {
     stop: Arc<AtomicBool>,
     shared: Arc<Shared>,
+    report: Arc<agent_pipeline::Report>,
     thread: Option<JoinHandle<Result<(), NetlinkError>>>,
     skipped: Vec<SkippedRule>,
     loaded: usize,
@@ -289,11 +289,9 @@ fn probe_rules(
 }
 
 impl Collector {
-    /// Loads the rules, starts the session and the reader thread sending to `events`.
-    pub fn start(
-        cfg: CollectorConfig,
-        events: Sender<Box<Event>>,
-    ) -> Result<Collector, CollectorError> {
+    /// Loads the rules, starts the session and the reader thread sending to `sink`
+    /// (which should drop rather than wait: a stalled reader makes the kernel lose records).
+    pub fn start(cfg: CollectorConfig, sink: Sink) -> Result<Collector, CollectorError> {
         let arch = Arch::native().ok_or(CollectorError::UnsupportedArch(std::env::consts::ARCH))?;
         let text = match &cfg.rules {
             RulesSource::Default => DEFAULT_RULES.to_owned(),
@@ -331,12 +329,13 @@ impl Collector {
         let loaded = session.added_rules().len();
         let stop = Arc::new(AtomicBool::new(false));
         let shared = Arc::new(Shared::default());
+        let report = Arc::clone(sink.report());
         let mut reader = Reader {
             session: Some(session),
             normalizer,
             worker,
             hashes,
-            events,
+            sink,
             pending: HashMap::new(),
             next_id: 0,
             hash_wait: cfg.hash_wait,
@@ -345,11 +344,21 @@ impl Collector {
         let stop2 = Arc::clone(&stop);
         let thread = std::thread::Builder::new()
             .name("linux-audit".into())
-            .spawn(move || reader.run(&stop2))
+            .spawn(move || {
+                let result = reader.run(&stop2);
+                if let Err(e) = &result {
+                    reader
+                        .sink
+                        .report()
+                        .fail(format_args!("the audit reader stopped: {e}"));
+                }
+                result
+            })
             .map_err(CollectorError::Thread)?;
         Ok(Collector {
             stop,
             shared,
+            report,
             thread: Some(thread),
             skipped,
             loaded,
@@ -368,7 +377,7 @@ impl Collector {
 
     /// The counters now (the kernel's lost count is refreshed about once a second).
     pub fn stats(&self) -> CollectorStats {
-        self.shared.snapshot()
+        self.shared.snapshot(&self.report)
     }
 
     /// Whether the reader thread still runs (it ends on a netlink error).
@@ -380,7 +389,7 @@ impl Collector {
     /// returns the final counters.
     pub fn stop(mut self) -> Result<CollectorStats, CollectorError> {
         self.finish()?;
-        Ok(self.shared.snapshot())
+        Ok(self.shared.snapshot(&self.report))
     }
 
     fn finish(&mut self) -> Result<(), CollectorError> {
@@ -413,7 +422,7 @@ struct Reader {
     normalizer: Normalizer,
     worker: HashWorker,
     hashes: Receiver<HashResult>,
-    events: Sender<Box<Event>>,
+    sink: Sink,
     pending: HashMap<u64, (Instant, Event)>,
     next_id: u64,
     hash_wait: Duration,
@@ -477,6 +486,9 @@ impl Reader {
             self.shared
                 .kernel_lost
                 .store(u64::from(st.kernel_lost), Ordering::Relaxed);
+            self.sink
+                .report()
+                .set_source_lost(u64::from(st.kernel_lost) + st.reassembly.lost);
             self.shared
                 .serial_gaps
                 .store(st.reassembly.lost, Ordering::Relaxed);
@@ -556,16 +568,9 @@ impl Reader {
     }
 
     fn emit(&self, e: Event) {
-        // Boxed: an Event is a few KiB, and a bounded channel allocates every slot up
-        // front, so unboxed events would make a large channel cost megabytes idle.
-        match self.events.try_send(Box::new(e)) {
-            Ok(()) => {
-                self.shared.emitted.fetch_add(1, Ordering::Relaxed);
-            }
-            Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) => {
-                self.shared.dropped.fetch_add(1, Ordering::Relaxed);
-            }
-        }
+        // The sink counts what it queues and drops; a closed sink (the agent is stopping)
+        // counts as a drop too.
+        let _ = self.sink.send(Box::new(e));
     }
 }
 

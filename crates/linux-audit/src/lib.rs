@@ -29,6 +29,8 @@
 
 #[cfg(target_os = "linux")]
 pub mod collector;
+#[cfg(target_os = "linux")]
+pub mod contract;
 pub mod event;
 pub mod msgtype;
 #[cfg(target_os = "linux")]
@@ -42,6 +44,8 @@ pub mod rule;
 pub mod session;
 pub mod sockaddr;
 
+#[cfg(target_os = "linux")]
+pub use contract::AuditCollector;
 pub use event::AuditEvent;
 pub use reassembly::{Reassembler, Stats};
 pub use record::{parse_line, parse_netlink, AuditRecord, AuditTime, Field, ParseError, Value};

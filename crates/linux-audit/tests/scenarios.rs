@@ -36,7 +36,8 @@ struct Harness {
 impl Harness {
     fn start(extra: &str) -> Harness {
         let guard = KernelGuard::take();
-        let (tx, rx) = crossbeam_channel::bounded(100_000);
+        let (tx, rx) =
+            agent_pipeline::Sink::channel("audit", 100_000, agent_pipeline::Overflow::Drop);
         let cfg = CollectorConfig {
             rules: RulesSource::Text(format!("{DEFAULT_RULES}\n{extra}\n")),
             ..CollectorConfig::default()
@@ -418,7 +419,7 @@ fn an_accepted_loopback_connection_is_inbound_with_both_ends() {
 fn a_full_channel_counts_drops_and_the_reader_keeps_going() {
     let guard = KernelGuard::take();
     // Capacity 1, never read: everything after the first event is dropped, not waited for.
-    let (tx, rx) = crossbeam_channel::bounded(1);
+    let (tx, rx) = agent_pipeline::Sink::channel("audit", 1, agent_pipeline::Overflow::Drop);
     let collector = Collector::start(CollectorConfig::default(), tx).unwrap();
     for _ in 0..20 {
         run(&mut Command::new("/bin/true"));

@@ -31,6 +31,7 @@
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
 mod checkpoint;
+mod collector;
 mod error;
 mod identity;
 mod lines;
@@ -43,6 +44,7 @@ mod wait;
 #[cfg(all(test, target_os = "linux"))]
 mod model_test;
 
+pub use collector::LogfileCollector;
 pub use error::Error;
 pub use sink::{LineSink, LogLine};
 pub use spec::{validate_pattern, Options, WatchSpec};

@@ -50,15 +50,21 @@ pub struct ShipperStatus {
     pub last_error: Option<String>,
 }
 
-/// One collector's state.
+/// One collector's state (see [`crate::collector::Report`]).
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
 pub struct CollectorStatus {
-    /// `running`, `stopped`, `failed: ...` or `disabled: ...`.
+    /// `starting`, `running`, `stopped` or `failed: ...`.
     pub state: String,
     /// Events or lines produced.
     pub produced: u64,
-    /// Events dropped (channel full).
+    /// Events dropped by the agent (queue full).
     pub dropped: u64,
+    /// Events the source lost before the collector saw them (kernel, ETW, ES counters).
+    #[serde(default)]
+    pub source_lost: u64,
+    /// How the collector runs, when it has more than one way.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mode: Option<String>,
 }
 
 /// Everything `agent status` shows.
@@ -191,11 +197,17 @@ pub fn render(s: &Status, now_unix: u64) -> String {
         }
     }
     for (name, c) in &s.collectors {
-        let _ = writeln!(
+        let _ = write!(
             out,
-            "collector {name}: {} ({} produced, {} dropped)",
-            c.state, c.produced, c.dropped
+            "collector {name}: {} ({} produced, {} dropped, {} lost at the source)",
+            c.state, c.produced, c.dropped, c.source_lost
         );
+        match &c.mode {
+            Some(mode) => {
+                let _ = writeln!(out, ", {mode}");
+            }
+            None => out.push('\n'),
+        }
     }
     out
 }
@@ -226,7 +238,7 @@ mod tests {
             CollectorStatus {
                 state: "running".into(),
                 produced: 7,
-                dropped: 0,
+                ..CollectorStatus::default()
             },
         );
         write(dir.path(), &s).unwrap();

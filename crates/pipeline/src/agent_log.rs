@@ -7,8 +7,8 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
+use crate::writer::Control;
 use agent_event::{Event, LogLevel, Timestamp};
-use agent_pipeline::Control;
 use crossbeam_channel::Sender;
 use tracing::field::{Field, Visit};
 use tracing::{Level, Subscriber};

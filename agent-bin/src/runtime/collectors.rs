@@ -1,0 +1,54 @@
+//! Which collectors run: every collector the config and the OS call for, from one list.
+//! Adding a collector is one crate implementing [`agent_pipeline::Collector`] plus one
+//! entry here (see docs/architecture.md).
+
+use std::path::Path;
+
+use agent_config::Config;
+use agent_pipeline::Collector;
+
+/// The collectors to start, in start order (stopped in reverse).
+pub fn planned(config: &Config, state_dir: &Path) -> Vec<Box<dyn Collector>> {
+    let mut list: Vec<Box<dyn Collector>> = Vec::new();
+    if !config.logfiles.is_empty() {
+        list.push(Box::new(agent_logfile::LogfileCollector::new(
+            logfile_specs(config),
+            state_dir.join("logfile"),
+            agent_logfile::Options::default(),
+        )));
+    }
+    #[cfg(target_os = "linux")]
+    if config.has_role("event-collector") {
+        list.push(Box::new(agent_linux_audit::AuditCollector::new(
+            audit_config(config),
+        )));
+    }
+    list
+}
+
+fn logfile_specs(config: &Config) -> Vec<agent_logfile::WatchSpec> {
+    config
+        .logfiles
+        .iter()
+        .map(|l| agent_logfile::WatchSpec {
+            pattern: l.filepath.clone(),
+            intake_key: l.intakekey.clone(),
+        })
+        .collect()
+}
+
+/// Hashing honours `HashesExcludedPaths`; `ENDPOINT_AGENT_AUDIT_RULES` replaces the
+/// default rule set (benchmarks, operators with rules of their own).
+#[cfg(target_os = "linux")]
+fn audit_config(config: &Config) -> agent_linux_audit::collector::CollectorConfig {
+    use agent_linux_audit::collector::{CollectorConfig, RulesSource};
+    CollectorConfig {
+        hash_policy: agent_host::HashPolicy::new(
+            config.hashes_excluded_paths.iter().cloned(),
+            agent_host::HashPolicy::DEFAULT_MAX_SIZE,
+        ),
+        rules: std::env::var_os("ENDPOINT_AGENT_AUDIT_RULES")
+            .map_or(RulesSource::Default, |p| RulesSource::File(p.into())),
+        ..CollectorConfig::default()
+    }
+}
