@@ -1,11 +1,10 @@
 //! The persisted acknowledgement: a 32-byte file replaced atomically.
 //!
 //! Layout (little endian): magic `RACK`, seq u64, segment u64, offset u64, CRC32C of the
-//! first 28 bytes. Written to `ack.tmp`, synced, renamed over `ack`, then the directory is
-//! synced, so a crash leaves either the old or the new acknowledgement.
+//! first 28 bytes. Replaced with [`agent_os::replace_file`] (temporary file, fsync, rename,
+//! directory fsync), so a crash leaves either the old or the new acknowledgement.
 
 use std::fs;
-use std::io::Write;
 use std::path::Path;
 
 use crate::error::{io_at, RingError};
@@ -14,7 +13,10 @@ use crate::position::Position;
 const MAGIC: &[u8; 4] = b"RACK";
 const LEN: usize = 32;
 pub(crate) const ACK_FILE: &str = "ack";
-pub(crate) const ACK_TMP: &str = "ack.tmp";
+/// The fixed temporary name of versions before agent-os; removed at open like the new ones.
+const LEGACY_ACK_TMP: &str = "ack.tmp";
+/// Permission bits of the ack file: the agent's state is root's alone.
+const ACK_MODE: u32 = 0o600;
 
 fn encode(pos: &Position) -> [u8; LEN] {
     let mut bytes = [0u8; LEN];
@@ -55,30 +57,31 @@ pub(crate) fn load(dir: &Path) -> Result<Option<Position>, RingError> {
     }
 }
 
-/// Persists `pos` atomically (temp file, fdatasync, rename, directory sync).
+/// Persists `pos` atomically and durably.
 pub(crate) fn store(dir: &Path, pos: &Position) -> Result<(), RingError> {
-    let tmp = dir.join(ACK_TMP);
-    let mut file = fs::File::create(&tmp).map_err(io_at(&tmp))?;
-    file.write_all(&encode(pos)).map_err(io_at(&tmp))?;
-    file.sync_data().map_err(io_at(&tmp))?;
-    drop(file);
-    let path = dir.join(ACK_FILE);
-    fs::rename(&tmp, &path).map_err(io_at(&path))?;
-    sync_dir(dir)
+    Ok(agent_os::replace_file(
+        &dir.join(ACK_FILE),
+        &encode(pos),
+        ACK_MODE,
+    )?)
+}
+
+/// Removes the temporary files an interrupted [`store`] may have left (the ring's lock is
+/// held, so no other writer can be mid-replacement).
+pub(crate) fn remove_leftovers(dir: &Path) -> Result<(), RingError> {
+    let legacy = dir.join(LEGACY_ACK_TMP);
+    match fs::remove_file(&legacy) {
+        Err(err) if err.kind() != std::io::ErrorKind::NotFound => return Err(io_at(&legacy)(err)),
+        _ => {}
+    }
+    agent_os::atomic::remove_leftover_temps(&dir.join(ACK_FILE)).map_err(io_at(dir))?;
+    Ok(())
 }
 
 /// Makes creations, renames and deletions in `dir` durable (a no-op where directories
 /// cannot be opened for syncing).
 pub(crate) fn sync_dir(dir: &Path) -> Result<(), RingError> {
-    #[cfg(unix)]
-    {
-        fs::File::open(dir)
-            .and_then(|d| d.sync_all())
-            .map_err(io_at(dir))?;
-    }
-    #[cfg(not(unix))]
-    let _ = dir;
-    Ok(())
+    agent_os::atomic::sync_dir(dir).map_err(io_at(dir))
 }
 
 #[cfg(test)]
@@ -92,12 +95,41 @@ mod tests {
         let pos = Position::new(42, 3, 1000);
         store(dir.path(), &pos).unwrap();
         assert_eq!(load(dir.path()).unwrap(), Some(pos));
-        assert!(!dir.path().join(ACK_TMP).exists());
+        assert_eq!(
+            fs::read_dir(dir.path()).unwrap().count(),
+            1,
+            "only the ack file"
+        );
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = fs::metadata(dir.path().join(ACK_FILE))
+                .unwrap()
+                .permissions()
+                .mode();
+            assert_eq!(mode & 0o777, ACK_MODE);
+        }
 
         let path = dir.path().join(ACK_FILE);
         let mut bytes = fs::read(&path).unwrap();
         bytes[13] ^= 0x80;
         fs::write(&path, &bytes).unwrap();
         assert_eq!(load(dir.path()).unwrap(), None);
+    }
+
+    #[test]
+    fn leftovers_of_an_interrupted_store_are_removed() {
+        let dir = tempfile::tempdir().unwrap();
+        store(dir.path(), &Position::new(1, 0, 20)).unwrap();
+        for name in [LEGACY_ACK_TMP, ".ack.4242-0.tmp"] {
+            fs::write(dir.path().join(name), b"half").unwrap();
+        }
+        remove_leftovers(dir.path()).unwrap();
+        assert_eq!(
+            fs::read_dir(dir.path()).unwrap().count(),
+            1,
+            "only the ack file"
+        );
+        assert_eq!(load(dir.path()).unwrap(), Some(Position::new(1, 0, 20)));
     }
 }

@@ -30,6 +30,9 @@ pub enum RingError {
         /// Sequence number of the last record the reader returned, if any.
         read_seq: Option<u64>,
     },
+    /// The acknowledgement could not be persisted (the step and the OS error are inside).
+    #[error(transparent)]
+    Persist(#[from] agent_os::ReplaceError),
     /// An operating-system I/O call failed.
     #[error("I/O error on {path}: {source}")]
     Io {

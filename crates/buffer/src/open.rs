@@ -6,7 +6,7 @@ use std::io::Read;
 use std::path::Path;
 use std::sync::Arc;
 
-use crate::ackfile::{self, ACK_TMP};
+use crate::ackfile;
 use crate::error::{io_at, RingError};
 use crate::options::RingOptions;
 use crate::position::Position;
@@ -48,11 +48,7 @@ pub(crate) fn open(dir: &Path, opts: RingOptions) -> Result<(RingWriter, RingRea
     opts.validate()?;
     fs::create_dir_all(dir).map_err(io_at(dir))?;
     let lock = lock_dir(dir)?;
-    let tmp = dir.join(ACK_TMP);
-    match fs::remove_file(&tmp) {
-        Err(err) if err.kind() != std::io::ErrorKind::NotFound => return Err(io_at(&tmp)(err)),
-        _ => {}
-    }
+    ackfile::remove_leftovers(dir)?;
     let ack = ackfile::load(dir)?;
 
     let numbers = list_segments(dir)?;

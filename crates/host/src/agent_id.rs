@@ -1,7 +1,6 @@
 //! The agent id: 64 hex characters, generated once per install and persisted in the state dir.
 
 use std::fs;
-use std::io::Write;
 use std::path::Path;
 
 use rand::rngs::SysRng;
@@ -21,8 +20,8 @@ impl AgentId {
     /// file is missing or does not hold exactly 64 lowercase hex characters (a corrupt or
     /// truncated file must not leave the agent without an id).
     ///
-    /// The write is atomic (temporary file, fsync, rename, fsync of the directory), so a crash
-    /// leaves either no id or a complete one. `state_dir` is created if needed.
+    /// The write is atomic and durable ([`agent_os::replace_file`]), so a crash leaves either
+    /// no id or a complete one. `state_dir` is created if needed.
     pub fn load_or_create(state_dir: &Path) -> Result<AgentId, HostError> {
         let path = state_dir.join(AGENT_ID_FILE);
         match fs::read_to_string(&path) {
@@ -38,7 +37,8 @@ impl AgentId {
         }
         let id = Self::generate()?;
         fs::create_dir_all(state_dir).map_err(|e| HostError::io(state_dir, e))?;
-        write_atomically(state_dir, &path, format!("{}\n", id.0).as_bytes())?;
+        // Not a secret: it names this install in every event.
+        agent_os::replace_file(&path, format!("{}\n", id.0).as_bytes(), 0o644)?;
         Ok(id)
     }
 
@@ -69,25 +69,6 @@ impl std::fmt::Display for AgentId {
     }
 }
 
-fn write_atomically(dir: &Path, path: &Path, data: &[u8]) -> Result<(), HostError> {
-    let tmp = dir.join(format!(".{AGENT_ID_FILE}.tmp"));
-    let write = || -> std::io::Result<()> {
-        let mut f = fs::File::create(&tmp)?;
-        f.write_all(data)?;
-        f.sync_all()?;
-        drop(f);
-        fs::rename(&tmp, path)?;
-        // Make the rename itself durable. Opening a directory is not possible on Windows.
-        #[cfg(unix)]
-        fs::File::open(dir)?.sync_all()?;
-        Ok(())
-    };
-    write().map_err(|e| {
-        let _ = fs::remove_file(&tmp);
-        HostError::io(path, e)
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -107,7 +88,7 @@ mod tests {
         for _ in 0..3 {
             assert_eq!(AgentId::load_or_create(&state).unwrap(), a);
         }
-        assert!(!state.join(".agent_id.tmp").exists());
+        assert_eq!(fs::read_dir(&state).unwrap().count(), 1, "only the id file");
     }
 
     #[test]

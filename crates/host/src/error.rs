@@ -14,6 +14,9 @@ pub enum HostError {
         #[source]
         source: std::io::Error,
     },
+    /// Persisting a file failed (the step and the OS error are inside).
+    #[error(transparent)]
+    Persist(#[from] agent_os::ReplaceError),
     /// The operating system's random generator failed.
     #[error("the OS random generator failed: {0}")]
     Random(String),

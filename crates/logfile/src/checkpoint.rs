@@ -6,8 +6,8 @@
 
 use std::collections::HashMap;
 use std::fmt::Write as _;
-use std::fs::{self, File};
-use std::io::{self, Write};
+use std::fs;
+use std::io;
 use std::path::{Path, PathBuf};
 
 use crate::identity::{FileKey, Head};
@@ -15,6 +15,8 @@ use crate::Error;
 
 const MAGIC: &str = "agent-logfile-checkpoints v1";
 const FILE_NAME: &str = "logfile-checkpoints";
+/// The records name the files read and their intake keys: root's alone.
+const FILE_MODE: u32 = 0o600;
 
 /// Where one file was left: its identity and the offset just past the last accepted line.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -35,16 +37,12 @@ pub(crate) struct Saved {
 #[derive(Debug)]
 pub(crate) struct Store {
     path: PathBuf,
-    tmp: PathBuf,
-    dir: PathBuf,
 }
 
 impl Store {
     pub(crate) fn new(state_dir: &Path) -> Self {
         Self {
             path: state_dir.join(FILE_NAME),
-            tmp: state_dir.join(format!("{FILE_NAME}.tmp")),
-            dir: state_dir.to_owned(),
         }
     }
 
@@ -52,6 +50,10 @@ impl Store {
     /// Unreadable records are skipped with a warning: their files are then read from the
     /// beginning, trading duplicates for no loss.
     pub(crate) fn load(&self) -> Result<Option<HashMap<FileKey, Saved>>, Error> {
+        // One tailer owns the state directory: a temporary file there is a crash's leftover.
+        if let Err(e) = agent_os::atomic::remove_leftover_temps(&self.path) {
+            tracing::warn!(path = %self.path.display(), error = %e, "cannot remove leftover temporary checkpoint files");
+        }
         let text = match fs::read(&self.path) {
             Ok(bytes) => bytes,
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
@@ -82,7 +84,7 @@ impl Store {
         Ok(Some(saved))
     }
 
-    /// Replaces the checkpoint file: temp file, fsync, rename, fsync of the directory.
+    /// Replaces the checkpoint file atomically and durably ([`agent_os::replace_file`]).
     pub(crate) fn save<'a>(&self, records: impl Iterator<Item = &'a Saved>) -> Result<(), Error> {
         let mut text = String::with_capacity(4096);
         text.push_str(MAGIC);
@@ -100,29 +102,8 @@ impl Store {
                 hex(r.intake_key.as_bytes())
             );
         }
-        let state_err = |path: &Path| {
-            let path = path.to_owned();
-            move |source| Error::State { path, source }
-        };
-        let mut file = File::create(&self.tmp).map_err(state_err(&self.tmp))?;
-        file.write_all(text.as_bytes())
-            .and_then(|()| file.sync_all())
-            .map_err(state_err(&self.tmp))?;
-        drop(file);
-        fs::rename(&self.tmp, &self.path).map_err(state_err(&self.path))?;
-        sync_dir(&self.dir).map_err(state_err(&self.dir))
+        agent_os::replace_file(&self.path, text.as_bytes(), FILE_MODE).map_err(Error::SaveState)
     }
-}
-
-#[cfg(unix)]
-fn sync_dir(dir: &Path) -> io::Result<()> {
-    File::open(dir)?.sync_all()
-}
-
-/// Directories cannot be opened for fsync on Windows; the rename is what we get there.
-#[cfg(not(unix))]
-fn sync_dir(_dir: &Path) -> io::Result<()> {
-    Ok(())
 }
 
 fn parse_record(line: &str, order: u64) -> Option<Saved> {
@@ -226,7 +207,11 @@ mod tests {
         for r in &records {
             assert_eq!(loaded.get(&r.key), Some(r));
         }
-        assert!(!dir.path().join("logfile-checkpoints.tmp").exists());
+        assert_eq!(
+            fs::read_dir(dir.path()).unwrap().count(),
+            1,
+            "only the checkpoint file"
+        );
     }
 
     #[test]

@@ -36,6 +36,9 @@ pub enum Error {
         #[source]
         source: io::Error,
     },
+    /// Saving the checkpoint state failed (the step and the OS error are inside).
+    #[error("saving checkpoints: {0}")]
+    SaveState(#[source] agent_os::ReplaceError),
     /// The [`crate::LineSink`] refused a batch; nothing of that batch is checkpointed.
     #[error("line sink failed: {0}")]
     Sink(#[source] Box<dyn std::error::Error + Send + Sync>),
