@@ -74,18 +74,12 @@ pub(crate) fn parse_meminfo(text: &str) -> Option<(u64, u64)> {
     Some((total? * 1024, avail? * 1024))
 }
 
-/// `utime + stime` (fields 14 and 15) from a `/proc/PID/stat` line, in clock ticks. The
-/// command name (field 2) may contain spaces and parentheses, so fields are counted after the
-/// last `)`.
+/// `utime + stime` (fields 14 and 15) from a `/proc/PID/stat` line, in clock ticks.
 // Pure parsers: used by the Linux readers, unit-tested everywhere.
 #[cfg_attr(not(target_os = "linux"), allow(dead_code))]
-pub(crate) fn parse_self_cpu_ticks(text: &str) -> Option<u64> {
-    let rest = &text[text.rfind(')')? + 1..];
-    let f: Vec<&str> = rest.split_whitespace().collect();
-    // rest starts at field 3 (state): field N is f[N - 3].
-    let utime: u64 = f.get(11)?.parse().ok()?;
-    let stime: u64 = f.get(12)?.parse().ok()?;
-    Some(utime + stime)
+pub(crate) fn parse_self_cpu_ticks(bytes: &[u8]) -> Option<u64> {
+    let stat = agent_os::proc_stat::ProcStat::parse(bytes).ok()?;
+    Some(stat.utime + stat.stime)
 }
 
 /// `VmRSS` in bytes from `/proc/self/status`.
@@ -182,7 +176,7 @@ fn read_host_cpu() -> Option<CpuTimes> {
 }
 #[cfg(target_os = "linux")]
 fn read_self_ticks() -> Option<u64> {
-    parse_self_cpu_ticks(&std::fs::read_to_string("/proc/self/stat").ok()?)
+    parse_self_cpu_ticks(&std::fs::read("/proc/self/stat").ok()?)
 }
 #[cfg(target_os = "linux")]
 fn read_meminfo() -> Option<(u64, u64)> {
@@ -241,7 +235,7 @@ mod tests {
         let mem = "MemTotal:       16384 kB\nMemFree:  1 kB\nMemAvailable:    4096 kB\n";
         assert_eq!(parse_meminfo(mem), Some((16384 * 1024, 4096 * 1024)));
         let selfstat =
-            "1234 (a b) c) S 1 1234 1234 0 -1 4194560 100 0 0 0 25 17 0 0 20 0 1 0 999 0";
+            b"1234 (a b) c) S 1 1234 1234 0 -1 4194560 100 0 0 0 25 17 0 0 20 0 1 0 999 0 77";
         assert_eq!(parse_self_cpu_ticks(selfstat), Some(42));
         assert_eq!(
             parse_vmrss("Name:\tx\nVmRSS:\t   2048 kB\n"),

@@ -459,16 +459,11 @@ fn truncate_args(args: &mut Vec<String>) {
     args.truncate(keep);
 }
 
-/// `(ppid, start ticks)` from the content of `/proc/PID/stat`. The command name (field 2)
-/// may hold spaces and parentheses, so fields are counted after the last `)`.
+/// `(ppid, start ticks)` from the content of `/proc/PID/stat`.
 #[cfg_attr(not(target_os = "linux"), allow(dead_code))]
-fn parse_stat(text: &str) -> Option<(u32, u64)> {
-    let rest = &text[text.rfind(')')? + 1..];
-    let f: Vec<&str> = rest.split_whitespace().collect();
-    // `rest` starts at field 3 (state): field N is f[N - 3].
-    let ppid = f.get(1)?.parse().ok()?;
-    let start = f.get(19)?.parse().ok()?;
-    Some((ppid, start))
+fn parse_stat(bytes: &[u8]) -> Option<(u32, u64)> {
+    let stat = agent_os::proc_stat::ProcStat::parse(bytes).ok()?;
+    Some((stat.ppid, stat.starttime))
 }
 
 /// `(real, effective)` uid from the `Uid:` line of `/proc/PID/status`.
@@ -498,14 +493,14 @@ fn parse_cmdline(bytes: &[u8]) -> Vec<String> {
 
 #[cfg(target_os = "linux")]
 fn read_start_ticks(root: &Path, pid: u32) -> Option<u64> {
-    let text = std::fs::read_to_string(root.join(pid.to_string()).join("stat")).ok()?;
-    parse_stat(&text).map(|(_, s)| s)
+    let bytes = std::fs::read(root.join(pid.to_string()).join("stat")).ok()?;
+    parse_stat(&bytes).map(|(_, s)| s)
 }
 
 #[cfg(target_os = "linux")]
 fn read_process(root: &Path, pid: u32) -> Option<ProcessInfo> {
     let dir = root.join(pid.to_string());
-    let stat = std::fs::read_to_string(dir.join("stat")).ok()?;
+    let stat = std::fs::read(dir.join("stat")).ok()?;
     let (ppid, start_ticks) = parse_stat(&stat)?;
     let link = |name: &str| {
         std::fs::read_link(dir.join(name))
@@ -593,9 +588,9 @@ mod tests {
     #[test]
     fn stat_parsing_survives_hostile_command_names() {
         let line =
-            "4242 (evil) 1 2 3) S 77 4242 4242 0 -1 4194560 0 0 0 0 1 2 0 0 20 0 1 0 123456 0 0";
+            b"4242 (evil) 1 2 3) S 77 4242 4242 0 -1 4194560 0 0 0 0 1 2 0 0 20 0 1 0 123456 0 0";
         assert_eq!(parse_stat(line), Some((77, 123456)));
-        assert_eq!(parse_stat("garbage"), None);
+        assert_eq!(parse_stat(b"garbage"), None);
         assert_eq!(
             parse_status_uids("Name:\tx\nUid:\t1000\t0\t0\t0\n"),
             Some((1000, 0))
@@ -615,7 +610,7 @@ mod tests {
     }
 
     fn proc_start(pid: u32) -> u64 {
-        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+        let stat = std::fs::read(format!("/proc/{pid}/stat")).unwrap();
         parse_stat(&stat).unwrap().1
     }
 
@@ -776,7 +771,10 @@ mod tests {
             std::fs::write(d.join("stat"), stat_line(4242, 1, start)).unwrap();
             std::fs::write(d.join("cmdline"), format!("{arg}\0")).unwrap();
         };
-        assert_eq!(parse_stat(&stat_line(4242, 1, 100)), Some((1, 100)));
+        assert_eq!(
+            parse_stat(stat_line(4242, 1, 100).as_bytes()),
+            Some((1, 100))
+        );
         put(100, "first");
         let mut t = ProcTable::with_proc_root("boot", Limits::default(), root.path());
         assert_eq!(t.scan(), 1);
