@@ -175,3 +175,62 @@ impl<S: Subscriber> Layer<S> for EventLayer {
         let _ = self.control.try_send(Control::Event(Box::new(e)));
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crossbeam_channel::bounded;
+    use tracing_subscriber::layer::SubscriberExt;
+
+    #[test]
+    fn warnings_and_errors_become_agent_log_events_and_info_does_not() {
+        let (tx, rx) = bounded(8);
+        let subscriber = tracing_subscriber::registry().with(EventLayer::new(tx));
+        tracing::subscriber::with_default(subscriber, || {
+            tracing::info!("not forwarded");
+            tracing::warn!(collector = "audit", "rule skipped");
+            tracing::error!(error = "EPERM", "the shipper stopped");
+        });
+        let events: Vec<Event> = rx
+            .try_iter()
+            .map(|c| match c {
+                Control::Event(e) => *e,
+                other => panic!("{other:?}"),
+            })
+            .collect();
+        assert_eq!(events.len(), 2);
+        assert_eq!(events[0].log.level, "warning");
+        assert_eq!(events[0].event.reason, "rule skipped collector=\"audit\"");
+        assert_eq!(events[1].log.level, "error");
+        assert_eq!(events[1].error.message, "EPERM");
+    }
+
+    #[test]
+    fn a_full_control_queue_never_blocks_logging() {
+        let (tx, _rx) = bounded(1);
+        let subscriber = tracing_subscriber::registry().with(EventLayer::new(tx));
+        tracing::subscriber::with_default(subscriber, || {
+            for i in 0..100 {
+                tracing::warn!(i, "many warnings");
+            }
+        });
+    }
+
+    #[test]
+    fn the_log_file_rotates_by_size_and_keeps_three() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("agent.log");
+        let mut log = LogFile::open(&path).unwrap();
+        let line = vec![b'x'; 1024 * 1024];
+        for _ in 0..(MAX_LOG_SIZE / line.len() as u64 + 1) * 5 {
+            log.write_all(&line).unwrap();
+        }
+        log.flush().unwrap();
+        for n in 1..=KEEP_ROTATED {
+            let size = std::fs::metadata(rotated(&path, n)).unwrap().len();
+            assert!(size >= MAX_LOG_SIZE, "agent.log.{n}: {size}");
+        }
+        assert!(!rotated(&path, KEEP_ROTATED + 1).exists());
+        assert!(std::fs::metadata(&path).unwrap().len() <= MAX_LOG_SIZE);
+    }
+}

@@ -199,3 +199,82 @@ impl Monitor {
         let _ = status::write(&self.state_dir, &last);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::collector::CollectorState;
+    use crossbeam_channel::bounded;
+
+    fn monitor(dir: &std::path::Path, interval: Duration) -> Monitor {
+        let writer = Arc::new(WriterStats::default());
+        writer.events.store(5, Ordering::Relaxed);
+        let mut m = Monitor::new(dir.to_path_buf(), false, "v9.9.9".into(), interval, writer);
+        m.set_ring(|| RingStatus {
+            records_pending: 3,
+            capacity: 100,
+            ..RingStatus::default()
+        });
+        m.set_shipper(|| ShipperStatus {
+            events_sent: 2,
+            ..ShipperStatus::default()
+        });
+        m
+    }
+
+    #[test]
+    fn snapshot_and_stats_event_carry_every_collector_counter() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut m = monitor(dir.path(), Duration::from_secs(60));
+        let audit = Report::new("audit");
+        audit.set_state(CollectorState::Running);
+        audit.add_produced(10);
+        audit.add_dropped(1);
+        audit.set_source_lost(4);
+        let failed = Report::new("etw");
+        failed.fail("not on this OS");
+        m.add_collector(audit);
+        m.add_collector(failed);
+
+        let s = m.snapshot();
+        assert_eq!(s.version, "v9.9.9");
+        assert_eq!(s.mode, "ship");
+        assert_eq!(s.written_events, 5);
+        assert_eq!(s.ring.as_ref().unwrap().records_pending, 3);
+        assert_eq!(s.shipper.as_ref().unwrap().events_sent, 2);
+        assert_eq!(s.collectors["audit"].produced, 10);
+        assert_eq!(s.collectors["etw"].state, "failed: not on this OS");
+
+        let mut sampler = agent_host::StatsSampler::new();
+        let e = m.stats_event(&mut sampler);
+        let p = &e.action.properties;
+        assert_eq!(p["audit_produced"], json!(10));
+        assert_eq!(p["audit_dropped"], json!(1));
+        assert_eq!(p["audit_source_lost"], json!(4));
+        assert_eq!(p["ring_pending"], json!(3));
+        assert_eq!(p["sent"], json!(2));
+        assert_eq!(e.event.action, "stats");
+    }
+
+    #[test]
+    fn thread_writes_status_sends_stats_and_marks_an_orderly_stop() {
+        let dir = tempfile::tempdir().unwrap();
+        let m = monitor(dir.path(), Duration::from_millis(20));
+        let (tx, rx) = bounded(16);
+        let stop = Arc::new(AtomicBool::new(false));
+        let thread = m.spawn(tx, stop.clone()).unwrap();
+        match rx.recv_timeout(Duration::from_secs(10)).unwrap() {
+            Control::Event(e) => assert_eq!(e.event.action, "stats"),
+            other => panic!("{other:?}"),
+        }
+        let live = status::read(dir.path()).unwrap();
+        assert!(!live.stopped);
+        assert!(live.is_running(status::unix_now()));
+        stop.store(true, Ordering::Relaxed);
+        thread.thread().unpark();
+        thread.join().unwrap();
+        let last = status::read(dir.path()).unwrap();
+        assert!(last.stopped);
+        assert!(!last.is_running(status::unix_now()));
+    }
+}

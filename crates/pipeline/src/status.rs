@@ -2,7 +2,6 @@
 //! `agent status` (no socket, so it works without root wherever the file mode allows).
 
 use std::collections::BTreeMap;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -118,21 +117,11 @@ pub fn path_in(state_dir: &Path) -> PathBuf {
     state_dir.join(STATUS_FILE)
 }
 
-/// Writes the status atomically (temporary file + rename), mode 0644: it holds no secret.
+/// Writes the status atomically (temporary file, fsync, rename, directory fsync), mode
+/// 0644: it holds no secret, and `agent status` may run without root.
 pub fn write(state_dir: &Path, status: &Status) -> std::io::Result<()> {
-    let path = path_in(state_dir);
-    let tmp = state_dir.join(format!("{STATUS_FILE}.tmp"));
     let json = serde_json::to_vec_pretty(status).map_err(std::io::Error::other)?;
-    {
-        let mut f = std::fs::File::create(&tmp)?;
-        f.write_all(&json)?;
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::PermissionsExt;
-            f.set_permissions(std::fs::Permissions::from_mode(0o644))?;
-        }
-    }
-    std::fs::rename(&tmp, &path)
+    agent_os::replace_file(&path_in(state_dir), &json, 0o644).map_err(std::io::Error::other)
 }
 
 /// Reads the status file.
