@@ -435,10 +435,9 @@ impl AuditSocket {
         match self.set_status(&update) {
             Err(NetlinkError::Kernel { errno, .. }) if errno == libc::EEXIST => {
                 let st = self.get_status()?;
-                Err(NetlinkError::Conflict(conflict_message(
-                    st.pid,
-                    &comm_of(st.pid),
-                )))
+                Err(NetlinkError::Conflict(
+                    AuditConsumer::audit_daemon(&comm_of(st.pid), Some(st.pid)).message(),
+                ))
             }
             r => r,
         }
@@ -578,77 +577,36 @@ fn for_each_message(mut b: &[u8], mut f: impl FnMut(u16, u32, &[u8])) {
     }
 }
 
-/// Who else consumes audit records, and what to do about it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Conflict {
-    /// A registered audit daemon (auditd or another agent): unicast mode is impossible.
-    AuditDaemon {
-        /// Its pid.
-        pid: u32,
-        /// Its command name.
-        comm: String,
-    },
-    /// systemd-journald listening on the audit multicast group: every record we enable
-    /// also floods the journal.
-    JournaldAudit {
-        /// journald's pid.
-        pid: u32,
-    },
-}
+/// Who else consumes audit records, and the operator message about it (shared with the
+/// installer through agent-os, so both say the same thing).
+pub use agent_os::audit_consumers::{AuditConsumer, ConsumerKind};
 
-impl Conflict {
-    /// What the operator should do.
-    pub fn message(&self) -> String {
-        match self {
-            Conflict::AuditDaemon { pid, comm } => conflict_message(*pid, comm),
-            Conflict::JournaldAudit { pid } => format!(
-                "systemd-journald (pid {pid}) reads audit records through \
-                 systemd-journald-audit.socket and would copy every event into the journal: \
-                 run `systemctl stop systemd-journald-audit.socket && systemctl disable \
-                 systemd-journald-audit.socket && systemctl mask systemd-journald-audit.socket`"
-            ),
-        }
-    }
-}
+const PROC: &str = "/proc";
 
 fn comm_of(pid: u32) -> String {
-    std::fs::read_to_string(format!("/proc/{pid}/comm"))
-        .map(|s| s.trim().to_owned())
-        .unwrap_or_else(|_| "unknown".into())
-}
-
-fn conflict_message(pid: u32, comm: &str) -> String {
-    if comm == "auditd" {
-        format!(
-            "auditd (pid {pid}) is registered as the audit daemon: stop and disable it \
-             (`systemctl stop auditd && systemctl disable auditd`, or `service auditd stop`), \
-             or run the agent in multicast mode beside it"
-        )
-    } else {
-        format!(
-            "{comm} (pid {pid}) is registered as the audit daemon: stop it, or run the agent \
-             in multicast mode beside it"
-        )
-    }
+    agent_os::audit_consumers::comm_of(std::path::Path::new(PROC), pid)
+        .unwrap_or_else(|| "unknown".into())
 }
 
 /// Finds other audit consumers: the registered daemon (from `status`) and multicast
 /// listeners owned by systemd-journald (from `/proc/net/netlink`).
-pub fn detect_conflicts(status: &Status) -> Vec<Conflict> {
+pub fn detect_conflicts(status: &Status) -> Vec<AuditConsumer> {
     let me = std::process::id();
     let mut out = Vec::new();
     // A daemon that died without unregistering leaves its pid behind until the kernel
     // next tries to reach it; registering replaces it, so it is no conflict.
-    let alive = std::path::Path::new(&format!("/proc/{}", status.pid)).exists();
+    let alive = std::path::Path::new(PROC)
+        .join(status.pid.to_string())
+        .exists();
     if status.pid != 0 && status.pid != me && alive {
-        out.push(Conflict::AuditDaemon {
-            pid: status.pid,
-            comm: comm_of(status.pid),
-        });
+        out.push(AuditConsumer::audit_daemon(
+            &comm_of(status.pid),
+            Some(status.pid),
+        ));
     }
     for (pid, comm) in multicast_listeners() {
         if pid != me && comm.starts_with("systemd-journal") {
-            out.push(Conflict::JournaldAudit { pid });
+            out.push(AuditConsumer::journald_audit(Some(pid)));
         }
     }
     out
@@ -656,43 +614,7 @@ pub fn detect_conflicts(status: &Status) -> Vec<Conflict> {
 
 /// Processes with a `NETLINK_AUDIT` socket subscribed to a multicast group.
 fn multicast_listeners() -> Vec<(u32, String)> {
-    let Ok(table) = std::fs::read_to_string("/proc/net/netlink") else {
-        return Vec::new();
-    };
-    // Columns: sk Eth Pid Groups Rmem Wmem Dump Locks Drops Inode
-    let inodes: Vec<String> = table
-        .lines()
-        .skip(1)
-        .filter_map(|l| {
-            let c: Vec<&str> = l.split_whitespace().collect();
-            let groups = u32::from_str_radix(c.get(3)?, 16).ok()?;
-            let inode = c.get(9)?;
-            (c.get(1) == Some(&"9") && groups != 0).then(|| format!("socket:[{inode}]"))
-        })
-        .collect();
-    if inodes.is_empty() {
-        return Vec::new();
-    }
-    let mut out = Vec::new();
-    let Ok(procs) = std::fs::read_dir("/proc") else {
-        return out;
-    };
-    for p in procs.flatten() {
-        let Some(pid) = p.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else {
-            continue;
-        };
-        let Ok(fds) = std::fs::read_dir(p.path().join("fd")) else {
-            continue;
-        };
-        let owns = fds.flatten().any(|fd| {
-            std::fs::read_link(fd.path())
-                .is_ok_and(|t| inodes.iter().any(|i| t.as_os_str() == i.as_str()))
-        });
-        if owns {
-            out.push((pid, comm_of(pid)));
-        }
-    }
-    out
+    agent_os::audit_consumers::audit_multicast_listeners(std::path::Path::new(PROC))
 }
 
 #[cfg(test)]
@@ -743,7 +665,7 @@ mod tests {
     }
 
     /// A process named `auditd` (a copy of `sleep`) registered in the status is reported
-    /// with the systemctl commands to stop it.
+    /// with the commands to stop it.
     #[test]
     fn running_auditd_is_reported_with_the_way_out() {
         let dir = tempfile::tempdir().unwrap();
@@ -765,25 +687,16 @@ mod tests {
         let _ = child.wait();
         let daemon = found
             .iter()
-            .find(|c| matches!(c, Conflict::AuditDaemon { .. }))
+            .find(|c| c.kind == ConsumerKind::AuditDaemon)
             .expect("daemon reported");
-        assert_eq!(
-            daemon,
-            &Conflict::AuditDaemon {
-                pid,
-                comm: "auditd".into()
-            }
-        );
+        assert_eq!(daemon, &AuditConsumer::audit_daemon("auditd", Some(pid)));
         let msg = daemon.message();
         assert!(msg.contains(&format!("auditd (pid {pid})")), "{msg}");
-        assert!(
-            msg.contains("systemctl stop auditd && systemctl disable auditd"),
-            "{msg}"
-        );
+        assert!(msg.contains("`service auditd stop`"), "{msg}");
         // A dead daemon's pid is no conflict: registering replaces it.
         assert!(!detect_conflicts(&status)
             .iter()
-            .any(|c| matches!(c, Conflict::AuditDaemon { .. })));
+            .any(|c| c.kind == ConsumerKind::AuditDaemon));
     }
 
     /// Multicast listeners are found through /proc/net/netlink and /proc/*/fd (here our
@@ -796,7 +709,7 @@ mod tests {
             multicast_listeners().iter().any(|(pid, _)| *pid == me),
             "own multicast socket not found"
         );
-        let msg = Conflict::JournaldAudit { pid: 1 }.message();
+        let msg = AuditConsumer::journald_audit(Some(1)).message();
         assert!(
             msg.contains("systemctl mask systemd-journald-audit.socket"),
             "{msg}"

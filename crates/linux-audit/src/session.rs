@@ -10,7 +10,9 @@
 use std::time::{Duration, Instant};
 
 use crate::event::AuditEvent;
-use crate::netlink::{detect_conflicts, AuditSocket, Conflict, NetlinkError, Status, StatusUpdate};
+use crate::netlink::{
+    detect_conflicts, AuditConsumer, AuditSocket, ConsumerKind, NetlinkError, Status, StatusUpdate,
+};
 use crate::reassembly::{self, Reassembler};
 use crate::record::parse_netlink;
 use crate::rule::{compile, Arch, RuleData};
@@ -85,7 +87,7 @@ pub struct AuditSession {
     reassembler: Reassembler,
     parse_errors: u64,
     kernel_lost: u32,
-    conflicts: Vec<Conflict>,
+    conflicts: Vec<AuditConsumer>,
     adopt_existing: bool,
     linger: Duration,
     stopped: bool,
@@ -107,7 +109,7 @@ impl AuditSession {
         if cfg.mode == Mode::Unicast {
             if let Some(c) = conflicts
                 .iter()
-                .find(|c| matches!(c, Conflict::AuditDaemon { .. }))
+                .find(|c| c.kind == ConsumerKind::AuditDaemon)
             {
                 return Err(NetlinkError::Conflict(c.message()));
             }
@@ -188,8 +190,8 @@ impl AuditSession {
     }
 
     /// Other audit consumers found at start (journald's multicast listener, or the daemon
-    /// beside which a multicast session runs), with [`Conflict::message`] to log.
-    pub fn conflicts(&self) -> &[Conflict] {
+    /// beside which a multicast session runs), with [`AuditConsumer::message`] to log.
+    pub fn conflicts(&self) -> &[AuditConsumer] {
         &self.conflicts
     }
 

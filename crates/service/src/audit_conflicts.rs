@@ -1,63 +1,31 @@
-//! Other consumers of the Linux kernel audit stream. Only one process can be the audit
-//! daemon, and journald's audit socket duplicates every record into the journal; the
-//! installer tells the administrator how to stop them, and never does it itself.
+//! Other consumers of the Linux kernel audit stream, found at install. Only one process can
+//! be the audit daemon, and journald's audit socket duplicates every record into the journal;
+//! the installer tells the administrator how to stop them, and never does it itself. What to
+//! tell is [`AuditConsumer`]'s, the same message the audit collector gives when it starts.
 
 use std::path::Path;
 
+pub use agent_os::audit_consumers::AuditConsumer;
+use agent_os::audit_consumers::{
+    find_process, journald_audit_listener, AUDITD_UNIT, JOURNALD_AUDIT_UNIT,
+};
+
 use crate::ServiceManager;
 
-/// One active audit consumer and the exact commands that stop and disable it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct AuditConflict {
-    /// What is running (`auditd`, `systemd-journald-audit.socket`).
-    pub what: &'static str,
-    /// Why it matters, one sentence.
-    pub why: &'static str,
-    /// Shell commands, one per line, to run as root.
-    pub commands: Vec<&'static str>,
-}
-
-/// The audit consumers active on this host: asks the service manager about their units and,
-/// for auditd, also looks for the process (it may run without systemd).
-pub fn audit_conflicts(manager: &dyn ServiceManager, proc_dir: &Path) -> Vec<AuditConflict> {
+/// The audit consumers active on this host: asks the service manager about their units and
+/// also looks at the processes (auditd may run without systemd; journald may still hold the
+/// audit socket after its unit stopped).
+pub fn audit_conflicts(manager: &dyn ServiceManager, proc_dir: &Path) -> Vec<AuditConsumer> {
     let mut found = Vec::new();
-    if manager.is_other_unit_active("auditd.service") || process_running(proc_dir, "auditd") {
-        found.push(AuditConflict {
-            what: "auditd",
-            why: "auditd owns the kernel audit stream, so the agent would receive no audit events",
-            // auditd.service refuses `systemctl stop` on several distributions
-            // (RefuseManualStop=yes); `service auditd stop` is the documented way.
-            commands: vec!["systemctl disable auditd.service", "service auditd stop"],
-        });
+    let auditd = find_process(proc_dir, "auditd");
+    if manager.is_other_unit_active(AUDITD_UNIT) || auditd.is_some() {
+        found.push(AuditConsumer::audit_daemon("auditd", auditd));
     }
-    if manager.is_other_unit_active("systemd-journald-audit.socket") {
-        found.push(AuditConflict {
-            what: "systemd-journald-audit.socket",
-            why: "journald copies every audit record into the journal, doubling the audit cost",
-            commands: vec![
-                "systemctl stop systemd-journald-audit.socket",
-                "systemctl mask systemd-journald-audit.socket",
-                "systemctl restart systemd-journald.service",
-            ],
-        });
+    let journald = journald_audit_listener(proc_dir);
+    if manager.is_other_unit_active(JOURNALD_AUDIT_UNIT) || journald.is_some() {
+        found.push(AuditConsumer::journald_audit(journald));
     }
     found
-}
-
-/// Whether a process whose command name is `comm` exists under `proc_dir` (`/proc`).
-fn process_running(proc_dir: &Path, comm: &str) -> bool {
-    let Ok(entries) = std::fs::read_dir(proc_dir) else {
-        return false;
-    };
-    entries.flatten().any(|e| {
-        e.file_name()
-            .to_string_lossy()
-            .bytes()
-            .all(|b| b.is_ascii_digit())
-            && std::fs::read_to_string(e.path().join("comm"))
-                .map(|c| c.trim_end() == comm)
-                .unwrap_or(false)
-    })
 }
 
 #[cfg(test)]
@@ -120,7 +88,10 @@ mod tests {
         let proc_dir = fake_proc(&["bash", "auditd"]);
         let found = audit_conflicts(&NoServiceManager, proc_dir.path());
         assert_eq!(found.len(), 1);
-        assert_eq!(found[0].what, "auditd");
+        assert_eq!(
+            found,
+            vec![AuditConsumer::audit_daemon("auditd", Some(101))]
+        );
         assert_eq!(
             found[0].commands,
             vec!["systemctl disable auditd.service", "service auditd stop"]
@@ -132,7 +103,7 @@ mod tests {
         let proc_dir = fake_proc(&[]);
         let m = ActiveUnits(&["systemd-journald-audit.socket", "auditd.service"]);
         let found = audit_conflicts(&m, proc_dir.path());
-        let whats: Vec<_> = found.iter().map(|c| c.what).collect();
+        let whats: Vec<_> = found.iter().map(|c| c.what.as_str()).collect();
         assert_eq!(whats, vec!["auditd", "systemd-journald-audit.socket"]);
         assert!(found[1]
             .commands

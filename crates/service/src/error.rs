@@ -16,6 +16,9 @@ pub enum ServiceError {
         #[source]
         source: std::io::Error,
     },
+    /// A file could not be replaced atomically (the step and the OS error are inside).
+    #[error(transparent)]
+    Replace(#[from] agent_os::ReplaceError),
     /// A service-manager command (`systemctl`, `launchctl`) could not be run or failed.
     #[error("`{command}` failed ({status}){}", stderr_suffix(.stderr))]
     Command {

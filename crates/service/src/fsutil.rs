@@ -1,46 +1,11 @@
-//! Small file-system helpers shared by the service managers and the installer.
+//! Small file-system helpers shared by the service managers and the installer. Files are
+//! written with [`agent_os::replace_file`] (atomic, durable, exact permission bits).
 
 use std::fs;
-use std::io::{self, Write};
+use std::io;
 use std::path::{Path, PathBuf};
 
 use crate::ServiceError;
-
-/// Writes `bytes` to `path` through a temporary sibling and a rename, so that a crash never
-/// leaves a half-written file, with permission bits `mode` (ignored on Windows).
-pub fn write_atomic(path: &Path, bytes: &[u8], mode: u32) -> Result<(), ServiceError> {
-    let tmp = tmp_sibling(path);
-    let result = (|| {
-        let mut file = open_new(&tmp, mode)?;
-        file.write_all(bytes)?;
-        file.sync_all()?;
-        drop(file);
-        set_mode(&tmp, mode)?;
-        fs::rename(&tmp, path)
-    })();
-    result.map_err(|e| {
-        let _ = fs::remove_file(&tmp);
-        ServiceError::io("write", path, e)
-    })
-}
-
-/// Copies `from` to `to` atomically with permission bits `mode`.
-pub fn copy_atomic(from: &Path, to: &Path, mode: u32) -> Result<(), ServiceError> {
-    let tmp = tmp_sibling(to);
-    let result = (|| {
-        let mut src = fs::File::open(from)?;
-        let mut dst = open_new(&tmp, mode)?;
-        io::copy(&mut src, &mut dst)?;
-        dst.sync_all()?;
-        drop(dst);
-        set_mode(&tmp, mode)?;
-        fs::rename(&tmp, to)
-    })();
-    result.map_err(|e| {
-        let _ = fs::remove_file(&tmp);
-        ServiceError::io("copy to", to, e)
-    })
-}
 
 /// Removes a file; a file that is already gone is success.
 pub fn remove_file_if_exists(path: &Path) -> Result<(), ServiceError> {
@@ -92,29 +57,6 @@ pub fn create_dirs(dir: &Path, mode: u32) -> Result<Vec<PathBuf>, ServiceError> 
     Ok(missing)
 }
 
-fn tmp_sibling(path: &Path) -> PathBuf {
-    let mut name = path.file_name().unwrap_or_default().to_os_string();
-    name.push(format!(".tmp-{}", std::process::id()));
-    path.with_file_name(name)
-}
-
-#[cfg(unix)]
-fn open_new(path: &Path, mode: u32) -> io::Result<fs::File> {
-    use std::os::unix::fs::OpenOptionsExt;
-    // Created with the final mode so a secret is never readable by others, not even briefly.
-    fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(mode)
-        .open(path)
-}
-
-#[cfg(not(unix))]
-fn open_new(path: &Path, _mode: u32) -> io::Result<fs::File> {
-    fs::File::create(path)
-}
-
 #[cfg(unix)]
 fn set_mode(path: &Path, mode: u32) -> io::Result<()> {
     use std::os::unix::fs::PermissionsExt;
@@ -143,21 +85,6 @@ mod tests {
         assert!(create_dirs(&tmp.path().join("a/b/c"), 0o755)
             .unwrap()
             .is_empty());
-    }
-
-    #[cfg(unix)]
-    #[test]
-    fn write_atomic_sets_the_exact_mode_and_leaves_no_temporary() {
-        use std::os::unix::fs::PermissionsExt;
-        let tmp = tempfile::tempdir().unwrap();
-        let path = tmp.path().join("secret.yaml");
-        write_atomic(&path, b"IntakeKey: x\n", 0o600).unwrap();
-        assert_eq!(fs::read(&path).unwrap(), b"IntakeKey: x\n");
-        assert_eq!(
-            fs::metadata(&path).unwrap().permissions().mode() & 0o7777,
-            0o600
-        );
-        assert_eq!(fs::read_dir(tmp.path()).unwrap().count(), 1);
     }
 
     #[test]

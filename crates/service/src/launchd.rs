@@ -109,7 +109,7 @@ impl ServiceManager for LaunchdManager {
     fn install(&self) -> Result<(), ServiceError> {
         let path = self.plist_path();
         // launchd ignores property lists that are group- or world-writable.
-        fsutil::write_atomic(&path, plist(&self.spec).as_bytes(), 0o644)?;
+        agent_os::replace_file(&path, plist(&self.spec).as_bytes(), 0o644)?;
         if self.is_loaded()? {
             // Reload so that a forced reinstall runs the new definition and binary.
             self.launchctl(&["bootout", &self.target()])?;

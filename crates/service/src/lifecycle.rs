@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use agent_config::paths::{Paths, ENV_ROOT};
 
-use crate::audit_conflicts::{audit_conflicts, AuditConflict};
+use crate::audit_conflicts::{audit_conflicts, AuditConsumer};
 use crate::config_file::{self, ConfigRequest};
 use crate::fsutil;
 use crate::privileges::require_privileges;
@@ -73,7 +73,7 @@ pub struct Installed {
     /// Files the service registration wrote (the systemd unit, the launchd plist).
     pub registration: Vec<PathBuf>,
     /// Other audit consumers the administrator should stop (Linux).
-    pub audit_conflicts: Vec<AuditConflict>,
+    pub audit_conflicts: Vec<AuditConsumer>,
     /// Warnings about the merged configuration (unknown keys).
     pub warnings: Vec<String>,
 }
@@ -199,9 +199,17 @@ fn lay_out(opts: &InstallOptions, paths: &Paths, config_yaml: &str) -> Result<()
     record(new)?;
 
     if !is_same_file(&opts.source_binary, &paths.binary) {
-        fsutil::copy_atomic(&opts.source_binary, &paths.binary, BINARY_MODE)?;
+        let mut source = fs::File::open(&opts.source_binary)
+            .map_err(|e| ServiceError::io("read", &opts.source_binary, e))?;
+        agent_os::atomic::replace_file_with(&paths.binary, BINARY_MODE, |file| {
+            io::copy(&mut source, file).map(drop)
+        })?;
     }
-    fsutil::write_atomic(&paths.config_file, config_yaml.as_bytes(), CONFIG_MODE)
+    Ok(agent_os::replace_file(
+        &paths.config_file,
+        config_yaml.as_bytes(),
+        CONFIG_MODE,
+    )?)
 }
 
 /// Writes the manifest, keeping the entries of an earlier install (a reinstall creates
@@ -217,7 +225,7 @@ fn write_manifest(manifest: &Path, created: &[PathBuf]) -> Result<(), ServiceErr
         .iter()
         .map(|d| format!("{}\n", d.to_string_lossy()))
         .collect();
-    fsutil::write_atomic(manifest, text.as_bytes(), 0o600)
+    Ok(agent_os::replace_file(manifest, text.as_bytes(), 0o600)?)
 }
 
 fn read_manifest(manifest: &Path) -> Result<Vec<PathBuf>, ServiceError> {

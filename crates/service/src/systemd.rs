@@ -144,7 +144,7 @@ impl ServiceManager for SystemdManager {
 
     fn install(&self) -> Result<(), ServiceError> {
         let unit = self.unit_name();
-        fsutil::write_atomic(&self.unit_path(), unit_file(&self.spec).as_bytes(), 0o644)?;
+        agent_os::replace_file(&self.unit_path(), unit_file(&self.spec).as_bytes(), 0o644)?;
         self.systemctl(&["daemon-reload"])?;
         self.systemctl(&["enable", &unit])?;
         // `restart` rather than `start`: a forced reinstall must run the new binary.
