@@ -39,7 +39,8 @@ UMask=0077
 NoNewPrivileges=yes
 ProtectSystem=full
 ProtectHome=read-only
-PrivateTmp=yes
+# No PrivateTmp: it would hide the log files under /tmp and /var/tmp that the agent is
+# configured to tail (config check accepts them).
 PrivateDevices=yes
 ProtectKernelTunables=yes
 ProtectKernelModules=yes
@@ -250,6 +251,16 @@ mod tests {
             && l.contains("CAP_AUDIT_READ")));
     }
 
+    /// A private /tmp would hide the log files under /tmp that `config check` accepts.
+    #[test]
+    fn the_service_sees_the_shared_tmp() {
+        let unit = unit_file(&ServiceSpec::agent("/opt/endpoint-agent/agent"));
+        assert!(
+            !unit.lines().any(|l| l.starts_with("PrivateTmp=")),
+            "{unit}"
+        );
+    }
+
     #[test]
     fn every_hardening_directive_is_documented() {
         let doc = include_str!("../../../docs/service.md");
@@ -259,7 +270,10 @@ mod tests {
             .nth(1)
             .and_then(|s| s.split("[Install]").next())
             .unwrap_or_default();
-        for line in service.lines().filter(|l| !l.is_empty()) {
+        for line in service
+            .lines()
+            .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        {
             let key = line.split('=').next().unwrap_or_default();
             assert!(
                 doc.contains(&format!("`{key}=")),
