@@ -1,0 +1,349 @@
+//! Linux process attribution: the process that owns the client socket of a response, from
+//! `/proc/net/{udp,udp6,tcp,tcp6}` (socket inode by local address and port) and the
+//! `socket:[inode]` links in `/proc/PID/fd`. Read at capture time; when no socket matches,
+//! several do, or several processes share the socket, the event names no process.
+
+use std::collections::HashMap;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use agent_event::Process;
+use uuid::Uuid;
+
+use crate::decoder::{Attributed, Attribution};
+use crate::frame::{is_unspecified, Transport};
+use crate::message::Flow;
+
+/// Namespace of process GUIDs, the same as the audit collector's
+/// (`agent_linux_audit::proctable::PROCESS_GUID_NAMESPACE`), so both name a process alike.
+const PROCESS_GUID_NAMESPACE: Uuid = Uuid::from_u128(0x8207_d261_248f_50ea_991a_4db7_9fa6_a1f7);
+
+/// `UUIDv5(namespace, "<boot id>:<pid>:<start ticks>")`, as the audit collector derives it.
+fn process_guid(boot_id: &str, pid: u32, start_ticks: u64) -> Uuid {
+    let name = format!("{boot_id}:{pid}:{start_ticks}");
+    Uuid::new_v5(&PROCESS_GUID_NAMESPACE, name.as_bytes())
+}
+
+/// One socket line of `/proc/net/{udp,tcp}{,6}`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SocketEntry {
+    /// Local address and port.
+    pub local: (IpAddr, u16),
+    /// Remote address and port (unspecified for an unconnected UDP socket).
+    pub remote: (IpAddr, u16),
+    /// Socket inode.
+    pub inode: u64,
+}
+
+fn parse_addr(text: &str) -> Option<(IpAddr, u16)> {
+    let (addr, port) = text.split_once(':')?;
+    let port = u16::from_str_radix(port, 16).ok()?;
+    // The kernel prints each 32-bit word of the address in host order.
+    let ip = match addr.len() {
+        8 => {
+            let w = u32::from_str_radix(addr, 16).ok()?;
+            IpAddr::V4(Ipv4Addr::from(w.to_ne_bytes()))
+        }
+        32 => {
+            let mut bytes = [0u8; 16];
+            for (i, chunk) in bytes.chunks_mut(4).enumerate() {
+                let w = u32::from_str_radix(addr.get(i * 8..i * 8 + 8)?, 16).ok()?;
+                chunk.copy_from_slice(&w.to_ne_bytes());
+            }
+            IpAddr::V6(Ipv6Addr::from(bytes))
+        }
+        _ => return None,
+    };
+    Some((ip, port))
+}
+
+/// Parses the text of `/proc/net/{udp,tcp}{,6}`; lines that do not read are skipped.
+pub fn parse_proc_net(text: &str) -> Vec<SocketEntry> {
+    text.lines()
+        .skip(1)
+        .filter_map(|line| {
+            let f: Vec<&str> = line.split_whitespace().collect();
+            Some(SocketEntry {
+                local: parse_addr(f.get(1)?)?,
+                remote: parse_addr(f.get(2)?)?,
+                inode: f.get(9)?.parse().ok()?,
+            })
+        })
+        .collect()
+}
+
+fn same_ip(a: &IpAddr, b: &IpAddr) -> bool {
+    let canon = |ip: &IpAddr| match ip {
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(IpAddr::V6(*v6), IpAddr::V4),
+        v4 => *v4,
+    };
+    canon(a) == canon(b)
+}
+
+/// The inode of the one socket that receives `flow` (a response: its destination is the
+/// client's end), if exactly one matches.
+pub fn client_socket(entries: &[SocketEntry], flow: &Flow) -> Option<u64> {
+    let mut found = None;
+    for e in entries {
+        if e.inode == 0 || e.local.1 != flow.dport {
+            continue;
+        }
+        let local_ok = is_unspecified(&e.local.0) || same_ip(&e.local.0, &flow.dst);
+        let remote_ok = match flow.transport {
+            Transport::Tcp => same_ip(&e.remote.0, &flow.src) && e.remote.1 == flow.sport,
+            Transport::Udp => {
+                e.remote.1 == 0 || (same_ip(&e.remote.0, &flow.src) && e.remote.1 == flow.sport)
+            }
+        };
+        if local_ok && remote_ok {
+            match found {
+                None => found = Some(e.inode),
+                Some(i) if i == e.inode => {}
+                Some(_) => return None,
+            }
+        }
+    }
+    found
+}
+
+/// [`Attribution`] from `/proc`. See the module documentation.
+#[derive(Debug)]
+pub struct ProcAttribution {
+    proc_root: PathBuf,
+    boot_id: String,
+    owners: HashMap<u64, Vec<u32>>,
+    last_scan: Option<Instant>,
+    min_rescan: Duration,
+}
+
+impl Default for ProcAttribution {
+    fn default() -> Self {
+        ProcAttribution::new()
+    }
+}
+
+impl ProcAttribution {
+    /// Attribution from the host's `/proc`.
+    pub fn new() -> ProcAttribution {
+        ProcAttribution {
+            proc_root: PathBuf::from("/proc"),
+            boot_id: agent_host::boot_id().unwrap_or_default(),
+            owners: HashMap::new(),
+            last_scan: None,
+            min_rescan: Duration::from_millis(50),
+        }
+    }
+
+    fn net_table(&self, name: &str) -> String {
+        // The capture thread's own network namespace: /proc/self/net is the main thread's.
+        let own = self.proc_root.join("thread-self/net").join(name);
+        std::fs::read_to_string(own)
+            .or_else(|_| std::fs::read_to_string(self.proc_root.join("self/net").join(name)))
+            .unwrap_or_default()
+    }
+
+    fn scan_owners(&mut self) {
+        self.owners.clear();
+        self.last_scan = Some(Instant::now());
+        let Ok(dir) = std::fs::read_dir(&self.proc_root) else {
+            return;
+        };
+        for entry in dir.flatten() {
+            let Some(pid) = entry
+                .file_name()
+                .to_str()
+                .and_then(|s| s.parse::<u32>().ok())
+            else {
+                continue;
+            };
+            let Ok(fds) = std::fs::read_dir(entry.path().join("fd")) else {
+                continue;
+            };
+            for fd in fds.flatten() {
+                let Ok(target) = std::fs::read_link(fd.path()) else {
+                    continue;
+                };
+                let Some(inode) = target
+                    .to_str()
+                    .and_then(|t| t.strip_prefix("socket:["))
+                    .and_then(|t| t.strip_suffix(']'))
+                    .and_then(|t| t.parse::<u64>().ok())
+                else {
+                    continue;
+                };
+                let pids = self.owners.entry(inode).or_default();
+                if !pids.contains(&pid) {
+                    pids.push(pid);
+                }
+            }
+        }
+    }
+
+    fn owner(&mut self, inode: u64) -> Option<u32> {
+        if !self.owners.contains_key(&inode) {
+            let may_rescan = self
+                .last_scan
+                .is_none_or(|t| t.elapsed() >= self.min_rescan);
+            if !may_rescan {
+                return None;
+            }
+            self.scan_owners();
+        }
+        // A socket shared by several processes (inherited across fork) has no one owner.
+        match self.owners.get(&inode)?.as_slice() {
+            [pid] => Some(*pid),
+            _ => None,
+        }
+    }
+
+    fn process(&self, pid: u32) -> Option<Attributed> {
+        let dir = self.proc_root.join(pid.to_string());
+        let stat =
+            agent_os::proc_stat::ProcStat::parse(&std::fs::read(dir.join("stat")).ok()?).ok()?;
+        let executable = std::fs::read_link(dir.join("exe"))
+            .ok()
+            .map(|p| p.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let args: Vec<String> = std::fs::read(dir.join("cmdline"))
+            .ok()
+            .map(|b| {
+                b.split(|&c| c == 0)
+                    .filter(|a| !a.is_empty())
+                    .map(|a| String::from_utf8_lossy(a).into_owned())
+                    .collect()
+            })
+            .unwrap_or_default();
+        let name = executable
+            .rsplit('/')
+            .next()
+            .filter(|n| !n.is_empty())
+            .map_or_else(|| stat.comm.clone(), str::to_owned);
+        let guid = if self.boot_id.is_empty() {
+            String::new()
+        } else {
+            process_guid(&self.boot_id, pid, stat.starttime).to_string()
+        };
+        Some(Attributed {
+            process: Process {
+                pid: Some(pid),
+                executable,
+                name,
+                command_line: args.join(" "),
+                args,
+                ..Process::default()
+            },
+            guid,
+        })
+    }
+}
+
+impl Attribution for ProcAttribution {
+    fn process_of(&mut self, flow: &Flow) -> Option<Attributed> {
+        let tables: &[&str] = match flow.transport {
+            Transport::Udp => &["udp", "udp6"],
+            Transport::Tcp => &["tcp", "tcp6"],
+        };
+        let mut entries = Vec::new();
+        for t in tables {
+            entries.extend(parse_proc_net(&self.net_table(t)));
+        }
+        let inode = client_socket(&entries, flow)?;
+        let pid = self.owner(inode)?;
+        let attributed = self.process(pid)?;
+        // The socket must still be that process's: a pid reused between the scan and now
+        // would otherwise be named.
+        let fd_dir = self.proc_root.join(pid.to_string()).join("fd");
+        let want = format!("socket:[{inode}]");
+        let still = std::fs::read_dir(fd_dir)
+            .ok()?
+            .flatten()
+            .any(|fd| std::fs::read_link(fd.path()).is_ok_and(|t| t.as_os_str() == want.as_str()));
+        still.then_some(attributed)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const UDP: &str = "   sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode ref pointer drops
+  1: 0100007F:0035 00000000:0000 07 00000000:00000000 00:00000000 00000000     0        0 1111 2 0000000000000000 0
+  2: 00000000:9C40 00000000:0000 07 00000000:00000000 00:00000000 00000000     0        0 2222 2 0000000000000000 0
+  3: 0100007F:9C41 0100007F:0035 01 00000000:00000000 00:00000000 00000000     0        0 3333 2 0000000000000000 0
+";
+    const UDP6: &str = "  sl  local_address                         remote_address                        st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode ref pointer drops
+  4: 00000000000000000000000001000000:9C42 00000000000000000000000000000000:0000 07 00000000:00000000 00:00000000 00000000     0        0 4444 2 0000000000000000 0
+";
+
+    fn flow(dport: u16, dst: &str) -> Flow {
+        Flow {
+            src: "127.0.0.1".parse().unwrap(),
+            sport: 53,
+            dst: dst.parse().unwrap(),
+            dport,
+            transport: Transport::Udp,
+        }
+    }
+
+    #[test]
+    fn guids_are_the_audit_collectors() {
+        // The vector of agent_linux_audit::proctable's own test.
+        assert_eq!(
+            process_guid("b", 1, 2).to_string(),
+            "9ef4108f-e33e-5ead-8230-840113c9600f"
+        );
+    }
+
+    #[test]
+    fn proc_net_lines_parse_in_host_order() {
+        let e = parse_proc_net(UDP);
+        assert_eq!(e.len(), 3);
+        assert_eq!(e[0].local, ("127.0.0.1".parse().unwrap(), 53));
+        assert_eq!(e[2].remote, ("127.0.0.1".parse().unwrap(), 53));
+        let e6 = parse_proc_net(UDP6);
+        assert_eq!(e6[0].local, ("::1".parse().unwrap(), 0x9c42));
+        assert_eq!(e6[0].inode, 4444);
+    }
+
+    #[test]
+    fn the_client_socket_is_found_by_port_and_address() {
+        let mut all = parse_proc_net(UDP);
+        all.extend(parse_proc_net(UDP6));
+        assert_eq!(client_socket(&all, &flow(0x9c40, "127.0.0.1")), Some(2222));
+        assert_eq!(client_socket(&all, &flow(0x9c41, "127.0.0.1")), Some(3333));
+        assert_eq!(client_socket(&all, &flow(0x9c42, "::1")), Some(4444));
+        assert_eq!(client_socket(&all, &flow(0x9c42, "::2")), None);
+        assert_eq!(client_socket(&all, &flow(1, "127.0.0.1")), None);
+        // Two sockets on one port (SO_REUSEPORT): no guess.
+        let mut dup = all.clone();
+        dup.push(SocketEntry {
+            inode: 9999,
+            ..all[1].clone()
+        });
+        assert_eq!(client_socket(&dup, &flow(0x9c40, "127.0.0.1")), None);
+    }
+
+    #[test]
+    fn this_process_owns_its_socket() {
+        let sock = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let port = sock.local_addr().unwrap().port();
+        let mut a = ProcAttribution::new();
+        let got = a.process_of(&flow(port, "127.0.0.1")).unwrap();
+        assert_eq!(got.process.pid, Some(std::process::id()));
+        assert_eq!(
+            got.process.executable,
+            std::env::current_exe().unwrap().to_string_lossy()
+        );
+        let stat = agent_os::proc_stat::ProcStat::parse(&std::fs::read("/proc/self/stat").unwrap())
+            .unwrap();
+        let expected = process_guid(
+            &agent_host::boot_id().unwrap(),
+            std::process::id(),
+            stat.starttime,
+        );
+        assert_eq!(got.guid, expected.to_string());
+        drop(sock);
+        assert!(a.process_of(&flow(port, "127.0.0.1")).is_none());
+    }
+}
