@@ -50,12 +50,18 @@ impl Default for EtwConfig {
 #[derive(Debug)]
 pub struct EtwCollector {
     config: EtwConfig,
+    #[cfg(windows)]
+    running: Option<crate::session::Running>,
 }
 
 impl EtwCollector {
     /// A collector with `config`; nothing runs before [`Collector::start`].
     pub fn new(config: EtwConfig) -> EtwCollector {
-        EtwCollector { config }
+        EtwCollector {
+            config,
+            #[cfg(windows)]
+            running: None,
+        }
     }
 
     /// The settings.
@@ -75,17 +81,41 @@ impl Collector for EtwCollector {
         Overflow::Drop
     }
 
+    #[cfg(windows)]
+    fn start(&mut self, sink: Sink) -> Result<(), CollectorError> {
+        if self.running.is_some() {
+            return Err(CollectorError::new(EtwError::AlreadyRunning));
+        }
+        let report = sink.report().clone();
+        match crate::session::Running::start(&self.config, sink) {
+            Ok(r) => {
+                self.running = Some(r);
+                report.set_state(agent_pipeline::CollectorState::Running);
+                Ok(())
+            }
+            Err(e) => {
+                report.fail(&e);
+                Err(CollectorError::new(e))
+            }
+        }
+    }
+
+    #[cfg(not(windows))]
     fn start(&mut self, sink: Sink) -> Result<(), CollectorError> {
         sink.report().fail(EtwError::Unsupported);
         Err(CollectorError::new(EtwError::Unsupported))
     }
 
     fn stop(&mut self) -> Result<(), CollectorError> {
+        #[cfg(windows)]
+        if let Some(r) = self.running.take() {
+            r.stop();
+        }
         Ok(())
     }
 }
 
-#[cfg(test)]
+#[cfg(all(test, not(windows)))]
 mod tests {
     use super::*;
     use agent_pipeline::CollectorState;

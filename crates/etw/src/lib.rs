@@ -36,5 +36,7 @@ pub mod paths;
 pub mod proctable;
 pub mod providers;
 pub mod record;
+#[cfg(windows)]
+mod session;
 
 pub use collector::{EtwCollector, EtwConfig, EtwError};

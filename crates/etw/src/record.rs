@@ -126,6 +126,90 @@ impl Prop {
     }
 }
 
+/// Properties that are addresses or hex codes in their manifest (`Pointer`, `HexInt32`,
+/// `HexInt64`): written `0x…` like the product does.
+const HEX_PROPERTIES: &[&str] = &[
+    "UniqueProcessKey",
+    "DirectoryTableBase",
+    "StackBase",
+    "StackLimit",
+    "UserStackBase",
+    "UserStackLimit",
+    "StartAddr",
+    "Win32StartAddr",
+    "TebBase",
+    "Irp",
+    "FileObject",
+    "FileKey",
+    "ExtraInformation",
+    "ClientLUID",
+    "Code",
+    "ResultCode",
+];
+
+/// Boolean properties (4-byte `BOOL` on the wire).
+const BOOL_PROPERTIES: &[&str] = &["InProc", "IsLocal"];
+
+impl Prop {
+    /// A property from its raw payload bytes, when the binding could not read it as a
+    /// string: hex properties become [`Prop::Ptr`], booleans [`Prop::Bool`], 1/2/4/8-byte
+    /// values unsigned little-endian integers (addresses and ports stay in their wire byte
+    /// order: the mapper turns them around), a SID (`UserSID`, possibly behind the
+    /// `TOKEN_USER` header of the kernel's MOF classes) its `S-1-…` text, anything else bytes.
+    pub fn from_raw(name: &str, bytes: &[u8]) -> Prop {
+        if name.ends_with("SID") {
+            if let Some(sid) = sid_text(bytes) {
+                return Prop::Str(sid);
+            }
+        }
+        let int = match bytes.len() {
+            1 => Some(u64::from(bytes[0])),
+            2 => Some(u64::from(u16::from_le_bytes([bytes[0], bytes[1]]))),
+            4 => Some(u64::from(u32::from_le_bytes([
+                bytes[0], bytes[1], bytes[2], bytes[3],
+            ]))),
+            8 => {
+                let mut b = [0u8; 8];
+                b.copy_from_slice(bytes);
+                Some(u64::from_le_bytes(b))
+            }
+            _ => None,
+        };
+        match int {
+            Some(n) if HEX_PROPERTIES.contains(&name) => Prop::Ptr(n),
+            Some(n) if BOOL_PROPERTIES.contains(&name) => Prop::Bool(n != 0),
+            Some(n) => Prop::UInt(n),
+            None => Prop::Bytes(bytes.to_vec()),
+        }
+    }
+}
+
+/// The `S-1-…` text of a binary SID, found at the start of `bytes` or after a `TOKEN_USER`
+/// header (two pointers: 16 bytes on 64-bit Windows, 8 on 32-bit).
+pub fn sid_text(bytes: &[u8]) -> Option<String> {
+    [16usize, 8, 0]
+        .iter()
+        .find_map(|&off| parse_sid(bytes.get(off..)?))
+}
+
+fn parse_sid(b: &[u8]) -> Option<String> {
+    let (&revision, &count) = (b.first()?, b.get(1)?);
+    let count = usize::from(count);
+    if revision != 1 || count > 15 || b.len() != 8 + 4 * count {
+        return None;
+    }
+    let mut authority = 0u64;
+    for &x in &b[2..8] {
+        authority = (authority << 8) | u64::from(x);
+    }
+    let mut s = format!("S-1-{authority}");
+    for chunk in b[8..].chunks_exact(4) {
+        let sub = u32::from_le_bytes([chunk[0], chunk[1], chunk[2], chunk[3]]);
+        s.push_str(&format!("-{sub}"));
+    }
+    Some(s)
+}
+
 /// The header fields of an ETW event the mapper uses.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Header {
@@ -250,5 +334,46 @@ mod tests {
         assert_eq!(Prop::Str("0x10".into()).as_u64(), Some(16));
         assert_eq!(Prop::Str("x".into()).as_u64(), None);
         assert_eq!(Prop::Int(-5).as_u64(), None);
+    }
+
+    #[test]
+    fn raw_payloads_are_typed_by_name_and_size() {
+        assert_eq!(
+            Prop::from_raw("FileObject", &0xFFFF_A50C_2A3B_4C10u64.to_le_bytes()),
+            Prop::Ptr(0xFFFF_A50C_2A3B_4C10)
+        );
+        assert_eq!(
+            Prop::from_raw("ProcessId", &8432u32.to_le_bytes()),
+            Prop::UInt(8432)
+        );
+        assert_eq!(Prop::from_raw("dport", &[0x01, 0xBB]), Prop::UInt(0xBB01));
+        assert_eq!(
+            Prop::from_raw("InProc", &1u32.to_le_bytes()),
+            Prop::Bool(true)
+        );
+        assert_eq!(
+            Prop::from_raw("daddr", &[0u8; 16]),
+            Prop::Bytes(vec![0; 16])
+        );
+        assert_eq!(Prop::from_raw("x", &[]), Prop::Bytes(vec![]));
+        // S-1-5-21-3623811015-3361044348-30300820-1013 behind a 64-bit TOKEN_USER header.
+        let mut token = vec![0u8; 16];
+        token.extend([1, 5, 0, 0, 0, 0, 0, 5]);
+        for sub in [21u32, 3_623_811_015, 3_361_044_348, 30_300_820, 1013] {
+            token.extend(sub.to_le_bytes());
+        }
+        assert_eq!(
+            Prop::from_raw("UserSID", &token),
+            Prop::Str("S-1-5-21-3623811015-3361044348-30300820-1013".into())
+        );
+        assert_eq!(
+            sid_text(&token[16..]).as_deref(),
+            Some("S-1-5-21-3623811015-3361044348-30300820-1013")
+        );
+        assert_eq!(
+            sid_text(&[1, 1, 0, 0, 0, 0, 0, 5, 18, 0, 0, 0]).as_deref(),
+            Some("S-1-5-18")
+        );
+        assert_eq!(sid_text(&[2, 9]), None);
     }
 }
