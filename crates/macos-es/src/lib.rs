@@ -1,0 +1,19 @@
+//! macOS collector: Endpoint Security (ES) messages mapped to the endpoint dialect, and the
+//! `.app` bundle the product ships.
+//!
+//! - [`message`]: a neutral description of one ES message, in the JSON shape `eslogger`
+//!   prints, so that everything below is compiled and tested on every OS.
+//! - [`mapper`]: ES message → [`agent_event::Event`] (process, file and authentication
+//!   events), with the Linux tags ([`tags`]) and process guids from the audit token.
+//! - [`gaps`]: messages ES dropped, counted from sequence-number gaps.
+//! - [`bundle`]: the `.app` layout (Info.plist, executable, entitlements).
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
+
+pub mod gaps;
+pub mod mapper;
+pub mod message;
+pub mod tags;
+
+pub use gaps::SeqGaps;
+pub use mapper::{FileScope, Mapped, Mapper, MapperConfig, NameTable, Names, Skip};
+pub use message::{EsEvent, EsMessage};
