@@ -35,6 +35,9 @@ pub const REMOTE_THREAD_CREATED: &str = "remote-thread-created";
 /// File objects whose name is remembered at most (for renames, which name only the object).
 const MAX_FILE_OBJECTS: usize = 65_536;
 
+/// New processes whose first thread is still to come, remembered at most.
+const MAX_PENDING_CHILDREN: usize = 4_096;
+
 /// `CreateOptions` bit: the object is a directory.
 const FILE_DIRECTORY_FILE: u64 = 0x1;
 
@@ -69,6 +72,7 @@ pub struct Mapper {
     devices: DeviceMap,
     own_pid: Option<u32>,
     files: HashMap<u64, String>,
+    children: HashMap<u32, u32>,
     dns: Repeats,
     own_dropped: u64,
 }
@@ -81,6 +85,7 @@ impl Mapper {
             devices: config.devices,
             own_pid: config.own_pid,
             files: HashMap::new(),
+            children: HashMap::new(),
             dns: Repeats::new(config.dns_repeat_window),
             own_dropped: 0,
         }
@@ -109,6 +114,10 @@ impl Mapper {
         let mapped = match provider {
             Provider::KernelProcessClassic => self.process(rec),
             Provider::KernelProcess if rec.header.id == 3 => self.thread(rec),
+            Provider::KernelProcess if rec.header.id == 1 => {
+                self.child_started(rec);
+                None
+            }
             Provider::KernelProcess => None,
             Provider::KernelFile => self.file(rec),
             Provider::KernelNetwork => self.network(rec),
@@ -214,16 +223,32 @@ impl Mapper {
 
     // --- Microsoft-Windows-Kernel-Process: remote threads --------------------------------
 
+    /// Kernel-Process 1 (ProcessStart), in the same session as the thread starts: it comes
+    /// before the new process's first thread, which the kernel session's start event (another
+    /// session, delivered on its own schedule) may not.
+    fn child_started(&mut self, rec: &EtwRecord) {
+        let (Some(pid), Some(ppid)) = (rec.u32("ProcessID"), rec.u32("ParentProcessID")) else {
+            return;
+        };
+        if self.children.len() >= MAX_PENDING_CHILDREN {
+            self.children.clear();
+        }
+        self.children.insert(pid, ppid);
+    }
+
     fn thread(&mut self, rec: &EtwRecord) -> Option<Event> {
         let h = &rec.header;
         let target = rec.u32("ProcessID")?;
         let creator = h.pid;
         let first = self.procs.on_thread(target);
+        let new_child_of = self.children.remove(&target);
         if target == creator || self.is_own(creator) {
             return None;
         }
         // A new process's first thread is created by its parent: not a remote thread.
-        if first && self.procs.get(target).map(|p| p.ppid) == Some(creator) {
+        if new_child_of == Some(creator)
+            || (first && self.procs.get(target).map(|p| p.ppid) == Some(creator))
+        {
             return None;
         }
         let mut e = Event::at(h.timestamp);

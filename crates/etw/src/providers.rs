@@ -123,6 +123,10 @@ pub const THREAD_START: &[&str] = &[
     "SubProcessTag",
 ];
 
+/// Properties of Microsoft-Windows-Kernel-Process 1 (`ProcessStart`) the mapper uses: only
+/// who created whom (the kernel Process events carry the rest).
+pub const KP_PROCESS_START: &[&str] = &["ProcessID", "ParentProcessID"];
+
 /// Properties of Kernel-File 12 `Create_V1` and 30 `CreateNewFile_V1`.
 pub const FILE_CREATE: &[&str] = &[
     "Irp",
@@ -301,6 +305,7 @@ pub fn properties(provider: Provider, id: u16, opcode: u8) -> Option<&'static [&
             _ => return None,
         },
         (Provider::KernelProcess, 3) => THREAD_START,
+        (Provider::KernelProcess, 1) => KP_PROCESS_START,
         (Provider::KernelFile, 12 | 30) => FILE_CREATE,
         (Provider::KernelFile, 26 | 27) => FILE_PATH_INFO,
         (Provider::KernelFile, 19) => FILE_RENAME,

@@ -40,7 +40,8 @@ use crate::proctable::from_filetime;
 use crate::providers::{self, opcode, Provider};
 use crate::record::{EtwRecord, Extra, Guid, Header, Prop};
 
-/// Kernel-Process keyword: thread events.
+/// Kernel-Process keywords: process and thread events.
+const KP_PROCESS: u64 = 0x10;
 const KP_THREAD: u64 = 0x20;
 /// Kernel-File keywords: Create (12), DeletePath (26), RenamePath (27), CreateNewFile (30).
 const KF_CREATE: u64 = 0x80;
@@ -301,8 +302,8 @@ impl Running {
             .named(user_name.clone())
             .enable(
                 by_guid(Provider::KernelProcess)
-                    .any(KP_THREAD)
-                    .add_filter(EventFilter::ByEventIds(vec![3]))
+                    .any(KP_PROCESS | KP_THREAD)
+                    .add_filter(EventFilter::ByEventIds(vec![1, 3]))
                     .add_callback(callback(&shared))
                     .build(),
             )
