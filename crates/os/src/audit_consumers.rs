@@ -84,6 +84,10 @@ impl AuditConsumer {
     /// The operator message on one line, for logs and errors.
     pub fn message(&self) -> String {
         let pid = self.pid.map(|p| format!(" (pid {p})")).unwrap_or_default();
+        let state = match self.kind {
+            ConsumerKind::AuditDaemon => "is registered as the audit daemon",
+            ConsumerKind::JournaldAudit => "is active",
+        };
         let todo = if self.commands.is_empty() {
             "Stop it and keep it from starting at boot".to_owned()
         } else {
@@ -93,7 +97,7 @@ impl AuditConsumer {
                 commands.join(", then ")
             )
         };
-        format!("{}{pid} is active: {}. {todo}.", self.what, self.why)
+        format!("{}{pid} {state}: {}. {todo}.", self.what, self.why)
     }
 }
 
@@ -187,9 +191,10 @@ mod tests {
         let m = AuditConsumer::audit_daemon("auditd", Some(42)).message();
         assert_eq!(
             m,
-            "auditd (pid 42) is active: only one process can receive the kernel audit stream, \
-             so the agent would receive no audit events. To stop and disable it, run as root: \
-             `systemctl disable auditd.service`, then `service auditd stop`."
+            "auditd (pid 42) is registered as the audit daemon: only one process can receive \
+             the kernel audit stream, so the agent would receive no audit events. To stop and \
+             disable it, run as root: `systemctl disable auditd.service`, then \
+             `service auditd stop`."
         );
     }
 
