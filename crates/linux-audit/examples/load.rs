@@ -40,12 +40,10 @@ mod linux {
 
     /// utime + stime of this process, in seconds.
     fn own_cpu() -> f64 {
-        let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
-        let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
-        let f: Vec<&str> = rest.split_whitespace().collect();
-        let n = |i: usize| f.get(i).and_then(|x| x.parse::<f64>().ok()).unwrap_or(0.0);
-        // Fields after the comm: state is index 0, utime is field 14 → index 11.
-        (n(11) + n(12)) / ticks_per_sec()
+        std::fs::read("/proc/self/stat")
+            .ok()
+            .and_then(|b| agent_os::proc_stat::ProcStat::parse(&b).ok())
+            .map_or(0.0, |s| (s.utime + s.stime) as f64 / ticks_per_sec())
     }
 
     fn status_kb(key: &str) -> u64 {
