@@ -2,6 +2,7 @@
 
 use std::time::Duration;
 
+use agent_host::HashPolicy;
 use agent_pipeline::{Collector, CollectorError, Overflow, Sink};
 
 /// Why the ETW collector could not start or stop.
@@ -34,6 +35,13 @@ pub struct EtwConfig {
     pub dns_repeat_window: Duration,
     /// How often the sessions' lost-event counters are read and DNS repeats flushed.
     pub poll_interval: Duration,
+    /// Which files are hashed (`HashesExcludedPaths`, size limit): process images and
+    /// written executables.
+    pub hash_policy: HashPolicy,
+    /// Hash jobs that may wait; beyond that events go out without hashes.
+    pub hash_queue: usize,
+    /// How long an event waits for its hashes before it goes out without them.
+    pub hash_wait: Duration,
 }
 
 impl Default for EtwConfig {
@@ -42,6 +50,12 @@ impl Default for EtwConfig {
             session_prefix: "SEKOIAEndpointAgent".to_owned(),
             dns_repeat_window: Duration::from_secs(60),
             poll_interval: Duration::from_secs(5),
+            hash_policy: HashPolicy::new(
+                Vec::<std::path::PathBuf>::new(),
+                HashPolicy::DEFAULT_MAX_SIZE,
+            ),
+            hash_queue: 256,
+            hash_wait: Duration::from_secs(2),
         }
     }
 }

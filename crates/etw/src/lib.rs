@@ -31,6 +31,7 @@
 pub mod cmdline;
 mod collector;
 pub mod dns;
+pub mod hashing;
 pub mod mapper;
 pub mod paths;
 pub mod proctable;

@@ -11,11 +11,17 @@
 //! `source_lost` and closes DNS repeat windows. Only compiled on Windows (and in CI only
 //! compiled: ETW cannot run there).
 
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex, PoisonError};
 use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
 
 use agent_event::{Event, Timestamp};
+use agent_host::{FileHasher, HashOutcome, HashResult, HashWorker};
 use agent_pipeline::Sink;
+use crossbeam_channel::{bounded, Receiver, Sender, TrySendError};
 use ferrisetw::parser::Parser;
 use ferrisetw::provider::{kernel_providers, EventFilter, Provider as EtwProvider};
 use ferrisetw::schema_locator::SchemaLocator;
@@ -34,6 +40,7 @@ use windows::Win32::System::Threading::{
 };
 
 use crate::collector::{EtwConfig, EtwError};
+use crate::hashing::{self, HashSlot};
 use crate::mapper::{Mapper, MapperConfig};
 use crate::paths::{is_absolute, DeviceMap};
 use crate::proctable::from_filetime;
@@ -52,10 +59,15 @@ const KF_CREATE_NEW_FILE: u64 = 0x1000;
 const KN_IPV4: u64 = 0x10;
 const KN_IPV6: u64 = 0x20;
 
+/// An event waiting for the hashes of `path`.
+type Pending = (Event, HashSlot, PathBuf);
+
 /// What the callbacks share.
 struct Shared {
     mapper: Mutex<Mapper>,
     sink: Sink,
+    /// Events to hash, to the hashing thread.
+    to_hash: Sender<Pending>,
 }
 
 impl Shared {
@@ -123,8 +135,75 @@ impl Shared {
 
     fn send(&self, events: Vec<Event>) {
         for e in events {
+            let e = match hashing::hash_target(&e) {
+                Some((slot, path)) => match self.to_hash.try_send((e, slot, path)) {
+                    Ok(()) => continue,
+                    // Hashing is behind (or stopping): the event goes without hashes.
+                    Err(TrySendError::Full((e, ..)) | TrySendError::Disconnected((e, ..))) => e,
+                },
+                None => e,
+            };
             // A full queue is counted by the sink; a closed one means the agent stops.
             let _ = self.sink.send(Box::new(e));
+        }
+    }
+}
+
+/// The hashing thread: hands files to the hash worker and sends each event when its hashes
+/// arrive, or without them after `wait`. Returns when `stopping` is set, after a last short
+/// wait for the results in flight.
+fn hash_loop(
+    worker: HashWorker,
+    results: Receiver<HashResult>,
+    incoming: Receiver<Pending>,
+    sink: Sink,
+    wait: Duration,
+    stopping: Arc<AtomicBool>,
+) {
+    let mut pending: HashMap<u64, (Instant, Event, HashSlot)> = HashMap::new();
+    let mut next_id = 0u64;
+    let tick = Duration::from_millis(100);
+    let send = |e: Event| {
+        let _ = sink.send(Box::new(e));
+    };
+    loop {
+        let stop = stopping.load(Ordering::Relaxed);
+        crossbeam_channel::select! {
+            recv(incoming) -> msg => if let Ok((event, slot, path)) = msg {
+                next_id += 1;
+                match worker.submit(next_id, path) {
+                    Ok(()) => {
+                        pending.insert(next_id, (Instant::now() + wait, event, slot));
+                    }
+                    Err(_) => send(event),
+                }
+            },
+            recv(results) -> msg => if let Ok(r) = msg {
+                if let Some((_, mut event, slot)) = pending.remove(&r.id) {
+                    if let HashOutcome::Hashed { hashes, .. } = &r.outcome {
+                        hashing::apply(&mut event, slot, hashes);
+                    }
+                    send(event);
+                }
+            },
+            default(tick) => {}
+        }
+        let now = Instant::now();
+        let late: Vec<u64> = pending
+            .iter()
+            .filter(|(_, (deadline, ..))| stop || *deadline <= now)
+            .map(|(id, _)| *id)
+            .collect();
+        for id in late {
+            if let Some((_, event, _)) = pending.remove(&id) {
+                send(event);
+            }
+        }
+        if stop {
+            while let Ok((event, ..)) = incoming.try_recv() {
+                send(event);
+            }
+            return;
         }
     }
 }
@@ -252,6 +331,7 @@ pub(crate) struct Running {
     user: Option<UserTrace>,
     threads: Vec<JoinHandle<()>>,
     monitor: Option<JoinHandle<()>>,
+    hasher: Option<Hasher>,
     stop: Arc<(Mutex<bool>, Condvar)>,
     shared: Arc<Shared>,
 }
@@ -279,9 +359,29 @@ impl Running {
             dns_repeat_window: config.dns_repeat_window,
             devices: device_map(),
         });
+        let (worker, results) = HashWorker::spawn(
+            FileHasher::new(config.hash_policy.clone(), 4096),
+            config.hash_queue,
+        )
+        .map_err(|e| session_error("hasher", e))?;
+        let (to_hash, incoming) = bounded::<Pending>(config.hash_queue.max(1));
+        let stopping = Arc::new(AtomicBool::new(false));
+        // Stopped and joined when dropped, also when a later step of `start` fails.
+        let hasher = {
+            let (sink, flag, wait) = (sink.clone(), Arc::clone(&stopping), config.hash_wait);
+            let thread = std::thread::Builder::new()
+                .name("etw-hash".into())
+                .spawn(move || hash_loop(worker, results, incoming, sink, wait, flag))
+                .map_err(|e| session_error("hasher", e))?;
+            Hasher {
+                stopping,
+                thread: Some(thread),
+            }
+        };
         let shared = Arc::new(Shared {
             mapper: Mutex::new(mapper),
             sink,
+            to_hash,
         });
         let callback = |shared: &Arc<Shared>| {
             let shared = Arc::clone(shared);
@@ -410,6 +510,7 @@ impl Running {
             user: Some(user),
             threads,
             monitor: Some(monitor),
+            hasher: Some(hasher),
             stop,
             shared,
         })
@@ -442,6 +543,23 @@ impl Running {
             .unwrap_or_else(PoisonError::into_inner)
             .flush_all(&mut out);
         self.shared.send(out);
+        // Sends what waits for hashes, then ends.
+        drop(self.hasher.take());
+    }
+}
+
+/// The hashing thread, stopped and joined on drop.
+struct Hasher {
+    stopping: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Drop for Hasher {
+    fn drop(&mut self) {
+        self.stopping.store(true, Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
     }
 }
 
