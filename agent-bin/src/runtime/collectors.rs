@@ -23,6 +23,13 @@ pub fn planned(config: &Config, state_dir: &Path) -> Vec<Box<dyn Collector>> {
             audit_config(config),
         )));
     }
+    // `EnableDNSResolutions: true`: DNS resolution events from packet capture.
+    #[cfg(target_os = "linux")]
+    if config.enable_dns_resolutions {
+        list.push(Box::new(agent_dns::DnsCollector::new(
+            agent_dns::DnsConfig::default(),
+        )));
+    }
     list
 }
 
