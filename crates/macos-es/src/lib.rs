@@ -6,14 +6,23 @@
 //! - [`mapper`]: ES message → [`agent_event::Event`] (process, file and authentication
 //!   events), with the Linux tags ([`tags`]) and process guids from the audit token.
 //! - [`gaps`]: messages ES dropped, counted from sequence-number gaps.
+//! - [`processor`]: per message: gaps, mapping, hashing (`HashesExcludedPaths`), sink.
+//! - [`collector`]: [`MacosEsCollector`], the collector contract; on macOS a thin binding on
+//!   the `endpoint-sec` crate (`es`), elsewhere `start` fails with a clear error.
 //! - [`bundle`]: the `.app` layout (Info.plist, executable, entitlements).
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
+pub mod bundle;
+pub mod collector;
+#[cfg(target_os = "macos")]
+mod es;
 pub mod gaps;
 pub mod mapper;
 pub mod message;
+pub mod processor;
 pub mod tags;
 
+pub use collector::{EsError, EsSettings, MacosEsCollector};
 pub use gaps::SeqGaps;
 pub use mapper::{FileScope, Mapped, Mapper, MapperConfig, NameTable, Names, Skip};
 pub use message::{EsEvent, EsMessage};
