@@ -67,8 +67,107 @@ AutoUpdate: true
     );
     assert_eq!(r.code, 0, "{}", r.all());
     assert!(r.stdout.contains("config.yaml: OK"), "{}", r.all());
-    assert!(r.stderr.is_empty(), "{}", r.stderr);
+    // The only thing said on stderr: DNS events do not exist yet.
+    assert_eq!(r.stderr.lines().count(), 1, "{}", r.stderr);
+    assert!(
+        r.stderr
+            .contains("EnableDNSResolutions: DNS resolution events are not collected yet"),
+        "{}",
+        r.stderr
+    );
     assert!(!r.all().contains("pass@"), "{}", r.all());
+}
+
+#[test]
+fn settings_without_effect_are_a_warning_not_silence() {
+    let (r, _dir) =
+        check("EnableDNSResolutions: true\nroles: [event-collector, compliance-collector]\n");
+    assert_eq!(r.code, 0, "{}", r.all());
+    assert!(
+        r.stderr
+            .contains("config.yaml: line 1, column 1: warning: EnableDNSResolutions:"),
+        "{}",
+        r.stderr
+    );
+    assert!(
+        r.stderr
+            .contains("line 2, column 26: warning: roles: the compliance-collector role"),
+        "{}",
+        r.stderr
+    );
+    assert_eq!(
+        r.stderr.matches("has no effect in this version").count(),
+        2,
+        "{}",
+        r.stderr
+    );
+}
+
+/// `agent run --config <path>`, stopped by its own failure (or killed after 10 s).
+fn run_agent(path: &Path) -> Run {
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = Command::new(AGENT)
+        .args(["run", "--config"])
+        .arg(path)
+        .env("ENDPOINT_AGENT_ROOT", dir.path())
+        .env_remove("ENDPOINT_AGENT_CONFIG")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while child.try_wait().unwrap().is_none() {
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    finish(child.wait_with_output().unwrap())
+}
+
+/// The reported disagreements: values `config check` used to accept and `agent run` then
+/// refused (a restart loop under systemd). Now check refuses them, and run refuses them
+/// with the same message.
+#[test]
+fn check_and_run_refuse_the_same_urls_with_the_same_message() {
+    for (yaml, why) in [
+        (
+            "HTTPProxyURL: \"https://proxy:3128\"\n",
+            "an https:// proxy (TLS to the proxy itself) is not supported",
+        ),
+        (
+            "IntakeURL: \"http://relay:8080\"\n",
+            "plain http:// is not supported",
+        ),
+        (
+            "IntakeURL: \"https://relay..corp\"\n",
+            "not a valid DNS name",
+        ),
+    ] {
+        let full = format!("IntakeKey: aB3dE5fG7hJ9kL1mN3pQ\n{yaml}");
+        let (r, dir) = check(&full);
+        assert_eq!(r.code, 1, "{yaml}: {}", r.all());
+        let problem = r
+            .stderr
+            .lines()
+            .find(|l| l.contains(why))
+            .unwrap_or_else(|| panic!("{yaml}: no `{why}` in\n{}", r.stderr));
+        let at_start = run_agent(&dir.path().join("config.yaml"));
+        assert_eq!(at_start.code, 1, "{yaml}: {}", at_start.all());
+        assert!(
+            at_start.stderr.contains(problem),
+            "{yaml}: check said\n{problem}\nrun said\n{}",
+            at_start.stderr
+        );
+    }
+}
+
+#[test]
+fn a_literal_percent_in_the_proxy_password_is_accepted_as_documented() {
+    let (r, _dir) = check("HTTPProxyURL: \"http://bob:S3cret%zzPW@proxy:3128\"\n");
+    assert_eq!(r.code, 0, "{}", r.all());
+    assert!(!r.all().contains("S3cret"), "{}", r.all());
 }
 
 #[test]

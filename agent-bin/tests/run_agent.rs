@@ -371,7 +371,7 @@ fn all_lines_arrived(intake: &Intake, total: u64, timeout: Duration) -> bool {
 
 /// Most records the shipper puts in one request: the "last unacked batch".
 fn batch_bound() -> usize {
-    agent_transport::TransportConfig::new("https://127.0.0.1:1".to_owned()).batch_max_events
+    agent_transport::TransportConfig::new("https://127.0.0.1:1".parse().unwrap()).batch_max_events
 }
 
 /// Most lines the log-file collector delivers again after a crash.

@@ -19,8 +19,11 @@ pub fn spawn_shipper(
     mut source: source::RingSource,
     counters: Arc<Counters>,
 ) -> Result<ShipperHandle, RunError> {
-    let mut tc = TransportConfig::new(config.intake_endpoint().base_url());
-    tc.proxy = config.http_proxy_url.clone();
+    // The intake URL and proxy are parsed by the code `agent config check` runs, so a
+    // config that passed the check cannot fail here, and one that did not fails with the
+    // message the check printed.
+    let mut tc =
+        TransportConfig::from_config(config).map_err(|e| RunError::Config(e.to_string()))?;
     tc.extra_ca_file = opts.extra_ca_file.clone();
     // The ring holds the backlog; memory only needs a few batches in flight.
     tc.max_pending_bytes = 4 << 20;

@@ -3,6 +3,9 @@
 use std::fmt;
 use std::path::PathBuf;
 
+use crate::intake::IntakeUrlError;
+use crate::proxy::ProxyUrlError;
+
 /// A 1-based position in config.yaml.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Location {
@@ -101,4 +104,16 @@ impl ConfigError {
             ConfigError::Read { .. } | ConfigError::Serialize(_) => &[],
         }
     }
+}
+
+/// A setting whose value cannot be used, with the key it concerns. `config check` reports
+/// it (with file, line and column) and the agent refuses to start on it, with this text.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SettingError {
+    /// `HTTPProxyURL`.
+    #[error("HTTPProxyURL: {0}")]
+    Proxy(#[source] ProxyUrlError),
+    /// `IntakeURL`.
+    #[error("IntakeURL: {0}")]
+    IntakeUrl(#[source] IntakeUrlError),
 }

@@ -7,23 +7,29 @@
 //! )?;
 //! assert!(warnings.is_empty());
 //! assert_eq!(
-//!     config.intake_endpoint().base_url(),
+//!     config.intake_endpoint()?.as_str(),
 //!     "https://intake.usa1.sekoia.io/api/v1/intake-http"
 //! );
-//! # Ok::<(), agent_config::ConfigError>(())
+//! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
 mod error;
+mod intake;
 mod load;
 pub mod paths;
 mod proxy;
 mod region;
 mod schema;
+mod url;
 
-pub use error::{ConfigError, Location, Problem, Warning};
-pub use load::validate_intake_key;
+pub use error::{ConfigError, Location, Problem, SettingError, Warning};
+pub use intake::{IntakeUrl, IntakeUrlError};
+pub use load::{validate_intake_key, WARN_COMPLIANCE_NO_EFFECT, WARN_DNS_NO_EFFECT};
 pub use paths::{Os, Paths};
-pub use proxy::{redact, ProxyScheme, ProxyUrl, ProxyUrlError};
-pub use region::{IntakeEndpoint, Region, UnknownRegion};
+pub use proxy::{redact, ProxyUrl, ProxyUrlError};
+pub use region::{Region, UnknownRegion};
+/// The certificate name type of [`IntakeUrl::server_name`], re-exported so that users
+/// need not depend on `rustls-pki-types` themselves.
+pub use rustls_pki_types::ServerName;
 pub use schema::{Config, LogFile, KNOWN_KEYS, KNOWN_ROLES, LOGFILE_KEYS};

@@ -5,15 +5,27 @@ use std::path::Path;
 use serde_yaml::Value;
 
 use crate::error::{ConfigError, Location, Problem, Warning};
-use crate::proxy::{redact, ProxyUrl};
+use crate::paths::is_absolute_anywhere;
+use crate::proxy::redact;
 use crate::schema::{Config, KNOWN_KEYS, KNOWN_ROLES, LOGFILE_KEYS};
+
+/// Warning for `EnableDNSResolutions: true` while DNS events are not collected. The
+/// change that implements DNS capture removes it (and its use in the loader).
+pub const WARN_DNS_NO_EFFECT: &str = "EnableDNSResolutions: DNS resolution events are not \
+     collected yet; the setting has no effect in this version";
+
+/// Warning for `roles: [compliance-collector]` while that role does not exist yet. The
+/// change that implements the role removes it (and its use in the loader).
+pub const WARN_COMPLIANCE_NO_EFFECT: &str = "roles: the compliance-collector role is not \
+     implemented yet; it has no effect in this version";
 
 /// The first line [`Config::to_yaml`] writes.
 const HEADER: &str = "# Endpoint agent configuration. Keys are documented in docs/config.md.\n";
 
 impl Config {
     /// Reads and validates the config file at `path`. Returns the configuration and the
-    /// warnings to show the user (unknown keys, unknown roles).
+    /// warnings to show the user (unknown keys, unknown roles, settings that have no effect
+    /// in this version).
     pub fn load(path: impl AsRef<Path>) -> Result<(Config, Vec<Warning>), ConfigError> {
         let path = path.as_ref();
         let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
@@ -174,15 +186,8 @@ fn validate(config: &Config, text: &str, name: &str) -> Vec<Problem> {
         }
     }
 
-    if let Some(url) = config.http_proxy_url.as_deref().map(str::trim) {
-        if !url.is_empty() {
-            if let Err(e) = url.parse::<ProxyUrl>() {
-                problem(
-                    locate_key(text, "HTTPProxyURL"),
-                    format!("HTTPProxyURL: {e}"),
-                );
-            }
-        }
+    if let Err(e) = config.proxy() {
+        problem(locate_key(text, "HTTPProxyURL"), e.to_string());
     }
 
     if let Some(key) = &config.intake_key {
@@ -191,10 +196,8 @@ fn validate(config: &Config, text: &str, name: &str) -> Vec<Problem> {
         }
     }
 
-    if let Some(url) = &config.intake_url {
-        if let Err(msg) = validate_intake_url(url) {
-            problem(locate_key(text, "IntakeURL"), format!("IntakeURL: {msg}"));
-        }
+    if let Err(e) = config.intake_endpoint() {
+        problem(locate_key(text, "IntakeURL"), e.to_string());
     }
 
     for (i, p) in config.hashes_excluded_paths.iter().enumerate() {
@@ -227,32 +230,6 @@ fn validate_filepath(pattern: &str) -> Result<(), String> {
     glob::Pattern::new(pattern)
         .map(|_| ())
         .map_err(|e| format!("invalid glob `{pattern}`: {e}"))
-}
-
-/// Absolute on any of the supported OSes: `/x`, `C:\x`, `C:/x`, `\\server\share`.
-fn is_absolute_anywhere(p: &str) -> bool {
-    let b = p.as_bytes();
-    p.starts_with('/')
-        || p.starts_with(r"\\")
-        || (b.len() >= 3
-            && b[0].is_ascii_alphabetic()
-            && b[1] == b':'
-            && matches!(b[2], b'\\' | b'/'))
-}
-
-fn validate_intake_url(url: &str) -> Result<(), String> {
-    let rest = url
-        .strip_prefix("https://")
-        .or_else(|| url.strip_prefix("http://"))
-        .ok_or_else(|| format!("`{url}` must start with https:// or http://"))?;
-    let host = rest.split(['/', '?', '#']).next().unwrap_or_default();
-    if host.is_empty() || url.contains(char::is_whitespace) {
-        return Err(format!("`{url}` is not a valid base URL"));
-    }
-    if host.contains('@') {
-        return Err("credentials are not allowed in the intake URL".into());
-    }
-    Ok(())
 }
 
 fn warnings(config: &Config, tree: &Value, text: &str, name: &str) -> Vec<Warning> {
@@ -296,6 +273,20 @@ fn warnings(config: &Config, tree: &Value, text: &str, name: &str) -> Vec<Warnin
                 unknown.join(", "),
                 KNOWN_KEYS.join(", ")
             ),
+        });
+    }
+    if config.enable_dns_resolutions {
+        out.push(Warning {
+            file: name.to_owned(),
+            location: locate_key(text, "EnableDNSResolutions"),
+            message: WARN_DNS_NO_EFFECT.to_owned(),
+        });
+    }
+    if config.roles.iter().any(|r| r == "compliance-collector") {
+        out.push(Warning {
+            file: name.to_owned(),
+            location: locate_value(text, "compliance-collector"),
+            message: WARN_COMPLIANCE_NO_EFFECT.to_owned(),
         });
     }
     for role in &config.roles {
@@ -408,7 +399,8 @@ AutoUpdate: false
     #[test]
     fn full_file_parses_with_every_key() {
         let (c, w) = parse(FULL).unwrap();
-        assert!(w.is_empty(), "{w:?}");
+        let messages: Vec<&str> = w.iter().map(|w| w.message.as_str()).collect();
+        assert_eq!(messages, [WARN_DNS_NO_EFFECT, WARN_COMPLIANCE_NO_EFFECT]);
         assert_eq!(
             c.logfiles,
             vec![LogFile {
@@ -420,20 +412,22 @@ AutoUpdate: false
         assert_eq!(c.region, Some(Region::Usa1));
         assert!(!c.auto_update);
         assert!(c.has_role("compliance-collector"));
-        assert_eq!(c.proxy().unwrap().port, 3128);
+        let proxy = c.proxy().unwrap().unwrap();
+        assert_eq!(proxy.credentials(), Some(("user", "pass")));
+        assert_eq!(proxy.authority(), "proxy.local:3128");
         assert_eq!(
-            c.intake_endpoint().base_url(),
+            c.intake_endpoint().unwrap().as_str(),
             "https://intake.usa1.sekoia.io/api/v1/intake-http"
         );
     }
 
     #[test]
     fn yaml_round_trips() {
-        let (c, _) = parse(FULL).unwrap();
+        let (c, w0) = parse(FULL).unwrap();
         let text = c.to_yaml().unwrap();
         let (back, w) = parse(&text).unwrap();
         assert_eq!(back, c);
-        assert!(w.is_empty());
+        assert_eq!(w.len(), w0.len());
         let mut d = Config {
             intake_url: Some("https://relay.example/x".into()),
             ..Config::default()
@@ -544,6 +538,69 @@ AutoUpdate: false
         assert!(
             text.contains("line 4, column 1: HTTPProxyURL: missing port"),
             "{text}"
+        );
+    }
+
+    #[test]
+    fn settings_without_effect_are_warned_about_where_they_are_written() {
+        let (_, w) = parse(
+            "roles:\n  - event-collector\n  - compliance-collector\nEnableDNSResolutions: true\n",
+        )
+        .unwrap();
+        assert_eq!(w.len(), 2, "{w:?}");
+        assert_eq!(w[0].message, WARN_DNS_NO_EFFECT);
+        assert_eq!(w[0].location, Some(Location { line: 4, column: 1 }));
+        assert!(w[0].message.ends_with("has no effect in this version"));
+        assert_eq!(w[1].message, WARN_COMPLIANCE_NO_EFFECT);
+        assert_eq!(w[1].location, Some(Location { line: 3, column: 5 }));
+        assert!(w[1].message.ends_with("has no effect in this version"));
+        let (_, w) = parse("EnableDNSResolutions: false\nroles: [event-collector]\n").unwrap();
+        assert!(w.is_empty(), "{w:?}");
+    }
+
+    #[test]
+    fn check_refuses_what_the_shipper_cannot_use_with_the_shippers_message() {
+        for (text, key, reason) in [
+            (
+                "HTTPProxyURL: https://proxy:3128\n",
+                "HTTPProxyURL",
+                "https:// proxy",
+            ),
+            (
+                "IntakeURL: http://relay:8080\n",
+                "IntakeURL",
+                "plain http://",
+            ),
+            (
+                "IntakeURL: https://relay..corp\n",
+                "IntakeURL",
+                "not a valid DNS name",
+            ),
+        ] {
+            let config: Config = serde_yaml::from_str(text).unwrap();
+            let at_start = match key {
+                "HTTPProxyURL" => config.proxy().unwrap_err(),
+                _ => config.intake_endpoint().unwrap_err(),
+            };
+            let err = parse(text).unwrap_err();
+            let p = &err.problems()[0];
+            assert_eq!(p.message, at_start.to_string(), "{text}");
+            assert!(p.message.starts_with(&format!("{key}: ")), "{p}");
+            assert!(p.message.contains(reason), "{p}");
+            assert_eq!(p.location, Some(Location { line: 1, column: 1 }));
+        }
+        // Empty means unset, for both.
+        let (c, _) = parse("IntakeURL: ''\nHTTPProxyURL: ' '\n").unwrap();
+        assert_eq!(c.proxy(), Ok(None));
+        assert_eq!(
+            c.intake_endpoint().unwrap().as_str(),
+            "https://intake.sekoia.io"
+        );
+        // The literal-percent password of docs/config.md loads, and decodes as written.
+        let (c, _) = parse("HTTPProxyURL: http://bob:S3cret%zzPW@proxy:3128\n").unwrap();
+        assert_eq!(
+            c.proxy().unwrap().unwrap().credentials(),
+            Some(("bob", "S3cret%zzPW"))
         );
     }
 

@@ -12,6 +12,9 @@
 //! | `ENDPOINT_AGENT_LOG_DIR` | the log directory; the log file is `agent.log` inside it |
 //!
 //! Per-path variables win over `ENDPOINT_AGENT_ROOT` and are used as given (not prefixed).
+//!
+//! On Windows the binary goes under the Program Files folder of the host (the known folder,
+//! else `%ProgramFiles%`, else `C:\Program Files`); see [`program_files_dir`].
 
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
@@ -26,6 +29,9 @@ pub const ENV_CONFIG: &str = "ENDPOINT_AGENT_CONFIG";
 pub const ENV_STATE_DIR: &str = "ENDPOINT_AGENT_STATE_DIR";
 /// Env var: the log directory.
 pub const ENV_LOG_DIR: &str = "ENDPOINT_AGENT_LOG_DIR";
+
+/// Env var (Windows' own): the Program Files directory, when the known folder is unknown.
+pub const ENV_PROGRAM_FILES: &str = "ProgramFiles";
 
 /// File name of the agent's own log inside [`Paths::log_dir`].
 pub const LOG_FILE_NAME: &str = "agent.log";
@@ -72,9 +78,65 @@ pub struct Paths {
 const WINDOWS_DATA_DIR: &str =
     r"C:\Windows\System32\config\systemprofile\AppData\Local\Sekoia.io\EndpointAgent";
 
+/// Where Windows keeps programs when the host does not say otherwise.
+pub const DEFAULT_PROGRAM_FILES: &str = r"C:\Program Files";
+
+/// The Program Files directory: `known_folder` (what `SHGetKnownFolderPath` returns), else
+/// `env` (the `ProgramFiles` variable), else [`DEFAULT_PROGRAM_FILES`]. Values that are not
+/// absolute Windows paths (or not Unicode) are skipped. Pure, so that the choice is tested
+/// on every OS.
+pub fn program_files_dir(known_folder: Option<OsString>, env: Option<OsString>) -> String {
+    [known_folder, env]
+        .into_iter()
+        .flatten()
+        .filter_map(|v| v.into_string().ok())
+        .map(|v| v.trim_end_matches(['\\', '/']).to_owned())
+        .find(|v| is_absolute_anywhere(v))
+        .unwrap_or_else(|| DEFAULT_PROGRAM_FILES.to_owned())
+}
+
+/// The Program Files known folder of this Windows host, if the shell knows it.
+#[cfg(windows)]
+fn known_program_files() -> Option<OsString> {
+    use std::os::windows::ffi::OsStringExt;
+    use windows_sys::Win32::System::Com::CoTaskMemFree;
+    use windows_sys::Win32::UI::Shell::{FOLDERID_ProgramFiles, SHGetKnownFolderPath};
+
+    let mut raw: windows_sys::core::PWSTR = std::ptr::null_mut();
+    // SAFETY: FOLDERID_ProgramFiles is a valid GUID that outlives the call; flags 0 and a
+    // null token ask for the current user's default; `raw` is a valid out-pointer.
+    let hr =
+        unsafe { SHGetKnownFolderPath(&FOLDERID_ProgramFiles, 0, std::ptr::null_mut(), &mut raw) };
+    let path = if hr >= 0 && !raw.is_null() {
+        // SAFETY: on success `raw` points to a NUL-terminated UTF-16 string owned by us
+        // until CoTaskMemFree; the length is found by scanning up to that NUL.
+        let wide = unsafe {
+            let len = (0..).take_while(|&i| *raw.add(i) != 0).count();
+            std::slice::from_raw_parts(raw, len)
+        };
+        Some(OsString::from_wide(wide))
+    } else {
+        None
+    };
+    // SAFETY: the shell allocated `raw` with the COM allocator (also on failure, when it
+    // may be null, which CoTaskMemFree accepts); it is not used after this.
+    unsafe { CoTaskMemFree(raw as *const std::ffi::c_void) };
+    path
+}
+
+#[cfg(not(windows))]
+fn known_program_files() -> Option<OsString> {
+    None
+}
+
 impl Paths {
-    /// The default layout of `os` (the table in DESIGN.md). Pure: reads no environment.
+    /// The default layout of `os` (the table in DESIGN.md), with Windows programs under
+    /// [`DEFAULT_PROGRAM_FILES`]. Pure: reads no environment.
     pub fn for_os(os: Os) -> Paths {
+        Paths::layout(os, DEFAULT_PROGRAM_FILES)
+    }
+
+    fn layout(os: Os, program_files: &str) -> Paths {
         match os {
             Os::Linux => Paths {
                 binary: "/opt/endpoint-agent/agent".into(),
@@ -93,7 +155,7 @@ impl Paths {
             },
             // Built as strings so the layout is the same whichever OS computes it.
             Os::Windows => Paths {
-                binary: r"C:\Program Files\EndpointAgent\agent.exe".into(),
+                binary: format!(r"{program_files}\EndpointAgent\agent.exe").into(),
                 config_file: format!(r"{WINDOWS_DATA_DIR}\config.yaml").into(),
                 log_dir: format!(r"{WINDOWS_DATA_DIR}\logs").into(),
                 log_file: format!(r"{WINDOWS_DATA_DIR}\logs\agent.log").into(),
@@ -102,9 +164,14 @@ impl Paths {
         }
     }
 
-    /// The default layout of the OS this binary runs on.
+    /// The default layout of the OS this binary runs on (on Windows, under the host's
+    /// Program Files folder).
     pub fn current() -> Paths {
-        Paths::for_os(Os::current())
+        Paths::from_lookup(Os::current(), |name| {
+            (name == ENV_PROGRAM_FILES)
+                .then(|| std::env::var_os(name))
+                .flatten()
+        })
     }
 
     /// Every path moved under `root`: `/etc/endpoint-agent/config.yaml` becomes
@@ -127,10 +194,17 @@ impl Paths {
     }
 
     /// Like [`Paths::from_env`], for `os` and with a custom variable lookup (tests).
-    /// Empty values count as unset.
+    /// Empty values count as unset. For Windows, `ProgramFiles` is looked up too (after
+    /// the known folder, when running on Windows).
     pub fn from_lookup(os: Os, lookup: impl Fn(&str) -> Option<OsString>) -> Paths {
         let get = |name: &str| lookup(name).filter(|v| !v.is_empty()).map(PathBuf::from);
-        let mut paths = Paths::for_os(os);
+        let mut paths = match os {
+            Os::Windows => Paths::layout(
+                os,
+                &program_files_dir(known_program_files(), lookup(ENV_PROGRAM_FILES)),
+            ),
+            Os::Linux | Os::Macos => Paths::for_os(os),
+        };
         if let Some(root) = get(ENV_ROOT) {
             paths = paths.with_root(root);
         }
@@ -154,6 +228,17 @@ impl Paths {
     pub fn config_dir(&self) -> &Path {
         self.config_file.parent().unwrap_or(Path::new(""))
     }
+}
+
+/// Absolute on any of the supported OSes: `/x`, `C:\x`, `C:/x`, `\\server\share`.
+pub(crate) fn is_absolute_anywhere(p: &str) -> bool {
+    let b = p.as_bytes();
+    p.starts_with('/')
+        || p.starts_with(r"\\")
+        || (b.len() >= 3
+            && b[0].is_ascii_alphabetic()
+            && b[1] == b':'
+            && matches!(b[2], b'\\' | b'/'))
 }
 
 /// Joins the parts of `path` (split on both `/` and `\`, drive letter dropped) under `root`.
@@ -233,6 +318,40 @@ mod tests {
         // Empty means unset: the rooted default stays.
         assert_eq!(p.state_dir, Path::new("/r/var/lib/endpoint-agent"));
         assert_eq!(p.binary, Path::new("/r/opt/endpoint-agent/agent"));
+    }
+
+    #[test]
+    fn windows_programs_go_under_the_hosts_program_files() {
+        let os = |s: &str| Some(OsString::from(s));
+        assert_eq!(
+            program_files_dir(os(r"D:\Apps"), os(r"E:\Other")),
+            r"D:\Apps"
+        );
+        assert_eq!(
+            program_files_dir(None, os(r"E:\Programme\")),
+            r"E:\Programme"
+        );
+        // Unusable values fall through to the next source, then to the old default.
+        assert_eq!(program_files_dir(os(""), os(r"E:\P")), r"E:\P");
+        assert_eq!(
+            program_files_dir(os("relative"), None),
+            DEFAULT_PROGRAM_FILES
+        );
+        assert_eq!(program_files_dir(None, None), r"C:\Program Files");
+
+        let vars: HashMap<&str, &str> = [(ENV_PROGRAM_FILES, r"D:\Programme")].into();
+        let p = Paths::from_lookup(Os::Windows, |k| vars.get(k).map(OsString::from));
+        assert_eq!(
+            p.binary.to_string_lossy(),
+            r"D:\Programme\EndpointAgent\agent.exe"
+        );
+        // Only the Windows layout reads it.
+        let l = Paths::from_lookup(Os::Linux, |k| vars.get(k).map(OsString::from));
+        assert_eq!(l, Paths::for_os(Os::Linux));
+        assert_eq!(
+            Paths::for_os(Os::Windows).binary.to_string_lossy(),
+            r"C:\Program Files\EndpointAgent\agent.exe"
+        );
     }
 
     #[test]

@@ -110,32 +110,6 @@ impl<'de> Deserialize<'de> for Region {
     }
 }
 
-/// Where events are shipped: a region's well-known intake, or a custom base URL
-/// (on-premises relay, tests). A custom URL (config key `IntakeURL`) overrides the region.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum IntakeEndpoint {
-    /// One of the public regions.
-    Region(Region),
-    /// A custom base URL, without trailing slash.
-    Custom(String),
-}
-
-impl IntakeEndpoint {
-    /// The base URL to which the intake paths are appended, without a trailing slash.
-    pub fn base_url(&self) -> &str {
-        match self {
-            IntakeEndpoint::Region(r) => r.base_url(),
-            IntakeEndpoint::Custom(url) => url.trim_end_matches('/'),
-        }
-    }
-}
-
-impl Default for IntakeEndpoint {
-    fn default() -> Self {
-        IntakeEndpoint::Region(Region::default())
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -168,12 +142,11 @@ mod tests {
     }
 
     #[test]
-    fn custom_endpoint_overrides_and_drops_trailing_slash() {
-        let e = IntakeEndpoint::Custom("https://relay.example:8443/intake/".into());
-        assert_eq!(e.base_url(), "https://relay.example:8443/intake");
-        assert_eq!(
-            IntakeEndpoint::default().base_url(),
-            "https://intake.sekoia.io"
-        );
+    fn every_region_url_is_a_valid_intake_url() {
+        for r in Region::ALL {
+            let url: crate::IntakeUrl = r.base_url().parse().unwrap();
+            assert_eq!(url.as_str(), r.base_url());
+            assert_eq!(url.port(), 443);
+        }
     }
 }

@@ -4,8 +4,10 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Deserializer, Serialize};
 
+use crate::error::SettingError;
+use crate::intake::IntakeUrl;
 use crate::proxy::ProxyUrl;
-use crate::region::{IntakeEndpoint, Region};
+use crate::region::Region;
 
 /// Role names the agent knows (`roles:`). An empty list means `event-collector`.
 pub const KNOWN_ROLES: [&str; 2] = ["event-collector", "compliance-collector"];
@@ -37,7 +39,7 @@ pub struct Config {
         skip_serializing_if = "Vec::is_empty"
     )]
     pub logfiles: Vec<LogFile>,
-    /// Proxy for all intake and update traffic, `http(s)://[user:pass@]host:port`.
+    /// Proxy for all intake and update traffic, `http://[user:pass@]host:port`.
     /// Use [`Config::proxy`] for the parsed form.
     #[serde(
         rename = "HTTPProxyURL",
@@ -75,7 +77,8 @@ pub struct Config {
     /// Intake region (set at install time); `fra1` when absent.
     #[serde(rename = "Region", skip_serializing_if = "Option::is_none")]
     pub region: Option<Region>,
-    /// Custom intake base URL (on-premises relay, tests); overrides `Region`.
+    /// Custom intake base URL, `https://` (on-premises relay, tests); overrides `Region`.
+    /// Use [`Config::intake_endpoint`] for the parsed form.
     #[serde(
         rename = "IntakeURL",
         deserialize_with = "strict::opt_string",
@@ -115,21 +118,28 @@ pub struct LogFile {
 }
 
 impl Config {
-    /// Where events are shipped: `IntakeURL` if set, else the region's intake (fra1 by default).
-    pub fn intake_endpoint(&self) -> IntakeEndpoint {
+    /// Where events are shipped: `IntakeURL` if set, else the region's intake (fra1 by
+    /// default). The one parser of the intake URL: `config check` and the shipper both
+    /// call it, so they accept and refuse the same values with the same message.
+    pub fn intake_endpoint(&self) -> Result<IntakeUrl, SettingError> {
         match self.intake_url.as_deref().map(str::trim) {
-            Some(url) if !url.is_empty() => IntakeEndpoint::Custom(url.to_owned()),
-            _ => IntakeEndpoint::Region(self.region.unwrap_or_default()),
+            Some(url) if !url.is_empty() => url.parse().map_err(SettingError::IntakeUrl),
+            _ => self
+                .region
+                .unwrap_or_default()
+                .base_url()
+                .parse()
+                .map_err(SettingError::IntakeUrl),
         }
     }
 
-    /// The configured proxy, parsed. `None` when unset, empty, or invalid (a config that
-    /// went through [`Config::load`] has a valid one).
-    pub fn proxy(&self) -> Option<ProxyUrl> {
-        self.http_proxy_url
-            .as_deref()
-            .filter(|s| !s.trim().is_empty())
-            .and_then(|s| s.trim().parse().ok())
+    /// The configured proxy (`HTTPProxyURL`), parsed; `None` when unset or empty. Like
+    /// [`Config::intake_endpoint`], shared by `config check` and the shipper.
+    pub fn proxy(&self) -> Result<Option<ProxyUrl>, SettingError> {
+        match self.http_proxy_url.as_deref().map(str::trim) {
+            Some(url) if !url.is_empty() => url.parse().map(Some).map_err(SettingError::Proxy),
+            _ => Ok(None),
+        }
     }
 
     /// Whether `role` is enabled; an empty `roles` list enables `event-collector` only.

@@ -4,7 +4,7 @@
 
 use std::path::PathBuf;
 
-use agent_config::{Config, LogFile, Region};
+use agent_config::{Config, LogFile, Region, WARN_COMPLIANCE_NO_EFFECT, WARN_DNS_NO_EFFECT};
 use proptest::prelude::*;
 
 /// Intake-key-shaped strings, with the YAML look-alikes that must stay strings.
@@ -32,7 +32,7 @@ fn filepath() -> impl Strategy<Value = String> {
 fn proxy() -> impl Strategy<Value = Option<String>> {
     prop::option::of(
         (
-            prop::sample::select(vec!["http", "https"]),
+            prop::sample::select(vec!["http", "HTTP"]),
             prop::option::of(("[a-z]{1,6}", "[a-zA-Z0-9:!#%]{0,8}")),
             "[a-z0-9.-]{1,12}",
             1u16..,
@@ -56,7 +56,7 @@ fn config() -> impl Strategy<Value = Config> {
         ),
         prop::option::of(key()),
         prop::option::of(prop::sample::select(Region::ALL.to_vec())),
-        prop::option::of("https://[a-z]{1,8}\\.example(:[0-9]{2,4})?(/[a-z]{1,5})?"),
+        prop::option::of("https://[a-z]{1,8}\\.example(:[1-9][0-9]{1,3})?(/[a-z]{1,5})?"),
         any::<bool>(),
     )
         .prop_map(
@@ -98,7 +98,14 @@ proptest! {
         let (back, warnings) = Config::from_str_named(&text, "generated.yaml")
             .map_err(|e| TestCaseError::fail(format!("{e}\n---\n{text}")))?;
         prop_assert_eq!(&back, &config, "{}", text);
-        prop_assert!(warnings.is_empty(), "{:?}", warnings);
+        // Only the warnings about settings that have no effect yet.
+        prop_assert!(
+            warnings
+                .iter()
+                .all(|w| [WARN_DNS_NO_EFFECT, WARN_COMPLIANCE_NO_EFFECT].contains(&w.message.as_str())),
+            "{:?}",
+            warnings
+        );
     }
 }
 

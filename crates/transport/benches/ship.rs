@@ -102,7 +102,7 @@ mod linux {
             };
             source.push(rec.encode().expect("encode"));
         }
-        let mut cfg = TransportConfig::new(intake.url());
+        let mut cfg = TransportConfig::new(intake.url().parse().expect("intake URL"));
         cfg.extra_ca_file = Some(intake.ca_file.clone());
         cfg.proxy_from_env = false;
 

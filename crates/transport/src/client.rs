@@ -2,76 +2,23 @@
 
 use std::time::Duration;
 
+use agent_config::{IntakeUrl, ProxyUrl};
 use bytes::Bytes;
 use http::header::{HeaderValue, CONTENT_ENCODING, CONTENT_TYPE, HOST, RETRY_AFTER, USER_AGENT};
 use http::{Method, Request, StatusCode};
 use http_body_util::{BodyExt as _, Full, Limited};
 use hyper::client::conn::http1::SendRequest;
 use hyper_util::rt::TokioIo;
-use rustls::pki_types::ServerName;
 use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
 
 use crate::config::TransportConfig;
 use crate::error::TransportError;
-use crate::proxy::{connect_tunnel, join_host_port, resolve_proxy, split_host_port, ProxyUrl};
+use crate::proxy::{connect_tunnel, resolve_proxy};
 use crate::tls::client_config;
 
 /// Largest intake answer body we read (answers are small JSON documents).
 const MAX_ANSWER: usize = 64 * 1024;
-
-/// The intake's base URL, split for dialling and for building request paths.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Endpoint {
-    host: String,
-    port: u16,
-    prefix: String,
-}
-
-impl Endpoint {
-    /// Parses `https://host[:port][/prefix]`. Plain `http` is refused: intake traffic is
-    /// always encrypted and verified.
-    pub fn parse(url: &str) -> Result<Self, TransportError> {
-        let bad = |reason| TransportError::InvalidUrl {
-            url: url.to_owned(),
-            reason,
-        };
-        let rest = match url.split_once("://") {
-            Some((scheme, rest)) if scheme.eq_ignore_ascii_case("https") => rest,
-            _ => return Err(bad("the scheme must be https://")),
-        };
-        let (authority, path) = match rest.find(['/', '?', '#']) {
-            Some(i) => rest.split_at(i),
-            None => (rest, ""),
-        };
-        if authority.contains('@') {
-            return Err(bad("credentials in the intake URL are not supported"));
-        }
-        if path.contains(['?', '#']) {
-            return Err(bad("a query or fragment is not allowed"));
-        }
-        let (host, port) = split_host_port(authority, 443).ok_or(bad("expected host[:port]"))?;
-        Ok(Endpoint {
-            host,
-            port,
-            prefix: path.trim_end_matches('/').to_owned(),
-        })
-    }
-
-    /// `host:port`.
-    pub fn authority(&self) -> String {
-        join_host_port(&self.host, self.port)
-    }
-
-    /// The intake host name or address.
-    pub fn host(&self) -> &str {
-        &self.host
-    }
-
-    fn path(&self, suffix: &str) -> String {
-        format!("{}{suffix}", self.prefix)
-    }
-}
 
 /// What the intake answered.
 #[derive(Debug, Clone)]
@@ -99,10 +46,9 @@ pub struct IntakePost<'a> {
 
 /// HTTPS client for one intake, reusing one kept-alive connection across requests.
 pub struct IntakeClient {
-    endpoint: Endpoint,
+    endpoint: IntakeUrl,
     proxy: Option<ProxyUrl>,
     tls: TlsConnector,
-    server_name: ServerName<'static>,
     timeout: Duration,
     user_agent: HeaderValue,
     conn: Option<SendRequest<Full<Bytes>>>,
@@ -120,23 +66,15 @@ impl std::fmt::Debug for IntakeClient {
 }
 
 impl IntakeClient {
-    /// Validates the URLs, loads the trust roots and picks the proxy (configured, or
-    /// from the environment). Does not connect yet.
+    /// Loads the trust roots and picks the proxy (configured, or from the environment).
+    /// Does not connect yet. The URLs were validated when parsed (by agent-config), so the
+    /// only failures left are an unusable extra CA file or TLS setup.
     pub fn new(cfg: &TransportConfig) -> Result<Self, TransportError> {
-        let endpoint = Endpoint::parse(&cfg.base_url)?;
-        let proxy = resolve_proxy(
-            cfg.proxy.as_deref(),
-            cfg.proxy_from_env,
-            endpoint.host(),
-            |n| std::env::var(n).ok(),
-        )?;
+        let endpoint = cfg.intake.clone();
+        let proxy = resolve_proxy(cfg.proxy.as_ref(), cfg.proxy_from_env, &endpoint, |n| {
+            std::env::var(n).ok()
+        });
         let tls = TlsConnector::from(client_config(cfg.extra_ca_file.as_deref())?);
-        let server_name = ServerName::try_from(endpoint.host.clone()).map_err(|_| {
-            TransportError::InvalidUrl {
-                url: cfg.base_url.clone(),
-                reason: "the host is not a valid DNS name or IP address",
-            }
-        })?;
         let user_agent = HeaderValue::from_str(&cfg.user_agent)
             .unwrap_or(HeaderValue::from_static("endpoint-agent"));
         if let Some(p) = &proxy {
@@ -146,7 +84,6 @@ impl IntakeClient {
             endpoint,
             proxy,
             tls,
-            server_name,
             timeout: cfg.request_timeout,
             user_agent,
             conn: None,
@@ -236,7 +173,7 @@ impl IntakeClient {
     async fn connect(&mut self) -> Result<SendRequest<Full<Bytes>>, TransportError> {
         let target = self.endpoint.authority();
         let dial = match &self.proxy {
-            Some(p) => p.addr(),
+            Some(p) => p.authority(),
             None => target.clone(),
         };
         let mut tcp =
@@ -252,10 +189,10 @@ impl IntakeClient {
         }
         let tls = self
             .tls
-            .connect(self.server_name.clone(), tcp)
+            .connect(self.endpoint.server_name().clone(), tcp)
             .await
             .map_err(|source| TransportError::Tls {
-                host: self.endpoint.host.clone(),
+                host: self.endpoint.host().to_owned(),
                 source,
             })?;
         let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tls)).await?;
@@ -301,27 +238,5 @@ mod tests {
             Some(Duration::ZERO)
         );
         assert_eq!(parse_retry_after("soon", now), None);
-    }
-
-    #[test]
-    fn parses_endpoints() {
-        let e = Endpoint::parse("https://intake.fra2.sekoia.io/api/v1/intake-http/").unwrap();
-        assert_eq!(e.authority(), "intake.fra2.sekoia.io:443");
-        assert_eq!(e.path("/batch"), "/api/v1/intake-http/batch");
-        let e = Endpoint::parse("https://127.0.0.1:8443").unwrap();
-        assert_eq!(e.path("/plain/batch"), "/plain/batch");
-        assert_eq!(
-            Endpoint::parse("https://[::1]:9").unwrap().authority(),
-            "[::1]:9"
-        );
-        for bad in [
-            "http://intake.sekoia.io",
-            "intake.sekoia.io",
-            "https://",
-            "https://h:x",
-            "https://u:p@h",
-        ] {
-            assert!(Endpoint::parse(bad).is_err(), "{bad}");
-        }
     }
 }

@@ -1,23 +1,22 @@
-//! What the intake client needs to know, as plain values (the agent maps its own
-//! configuration onto this).
+//! What the intake client needs to know: agent-config's typed intake URL and proxy, plus
+//! the client's own tuning.
 
-use std::fmt;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::proxy::redact_proxy;
+use agent_config::{Config, IntakeUrl, ProxyUrl, SettingError};
 
 /// Settings of the intake client and shipper.
 ///
-/// `Debug` redacts the proxy password so the struct can be logged.
-#[derive(Clone)]
+/// `Debug` shows the proxy with its password redacted, so the struct can be logged.
+#[derive(Debug, Clone)]
 pub struct TransportConfig {
-    /// Intake base URL: a region URL (e.g. `https://intake.sekoia.io`) or a custom one
-    /// (`https://relay.example:8443/intake`). Must be `https`.
-    pub base_url: String,
-    /// Explicit proxy, `http://user:pass@host:port`. When `None`, `HTTPS_PROXY` and
-    /// `NO_PROXY` are honoured if [`TransportConfig::proxy_from_env`] is set.
-    pub proxy: Option<String>,
+    /// Intake base URL: a region's (e.g. `https://intake.sekoia.io`) or a custom one
+    /// (`https://relay.example:8443/intake`).
+    pub intake: IntakeUrl,
+    /// Explicit proxy. When `None`, `HTTPS_PROXY` and `NO_PROXY` are honoured if
+    /// [`TransportConfig::proxy_from_env`] is set.
+    pub proxy: Option<ProxyUrl>,
     /// Whether to look at `HTTPS_PROXY` / `NO_PROXY` when no proxy is configured.
     pub proxy_from_env: bool,
     /// Extra PEM file of CA certificates to trust (corporate TLS inspection).
@@ -47,10 +46,19 @@ pub struct TransportConfig {
 }
 
 impl TransportConfig {
-    /// Settings with the documented defaults for the given base URL.
-    pub fn new(base_url: impl Into<String>) -> Self {
+    /// Settings for shipping where `config` says (`IntakeURL` or `Region`, `HTTPProxyURL`),
+    /// with the documented defaults for the rest. The agent starts its shipper with this;
+    /// it fails exactly on the values `config check` refuses, with the same message.
+    pub fn from_config(config: &Config) -> Result<Self, SettingError> {
+        let mut settings = TransportConfig::new(config.intake_endpoint()?);
+        settings.proxy = config.proxy()?;
+        Ok(settings)
+    }
+
+    /// Settings with the documented defaults for the given intake.
+    pub fn new(intake: IntakeUrl) -> Self {
         TransportConfig {
-            base_url: base_url.into(),
+            intake,
             proxy: None,
             proxy_from_env: true,
             extra_ca_file: None,
@@ -66,27 +74,5 @@ impl TransportConfig {
             user_agent: concat!("endpoint-agent/", env!("CARGO_PKG_VERSION")).to_owned(),
             shutdown_grace: Duration::from_secs(5),
         }
-    }
-}
-
-impl fmt::Debug for TransportConfig {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("TransportConfig")
-            .field("base_url", &self.base_url)
-            .field("proxy", &self.proxy.as_deref().map(redact_proxy))
-            .field("proxy_from_env", &self.proxy_from_env)
-            .field("extra_ca_file", &self.extra_ca_file)
-            .field("batch_max_events", &self.batch_max_events)
-            .field("batch_max_delay", &self.batch_max_delay)
-            .field("request_timeout", &self.request_timeout)
-            .field("backoff_min", &self.backoff_min)
-            .field("backoff_max", &self.backoff_max)
-            .field("auth_retry_interval", &self.auth_retry_interval)
-            .field("max_pending_records", &self.max_pending_records)
-            .field("max_pending_bytes", &self.max_pending_bytes)
-            .field("gzip_level", &self.gzip_level)
-            .field("user_agent", &self.user_agent)
-            .field("shutdown_grace", &self.shutdown_grace)
-            .finish()
     }
 }

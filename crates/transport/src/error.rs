@@ -12,18 +12,6 @@ use thiserror::Error;
 /// Why a transport operation failed.
 #[derive(Debug, Error)]
 pub enum TransportError {
-    /// The intake base URL is not an `https://host[:port][/path]` URL.
-    #[error("invalid intake URL {url:?}: {reason}")]
-    InvalidUrl {
-        /// The URL as configured (intake URLs carry no secret).
-        url: String,
-        /// What is wrong with it.
-        reason: &'static str,
-    },
-    /// The proxy URL is not `http://[user:pass@]host[:port]`; the URL itself is not
-    /// repeated because it may hold a password.
-    #[error("invalid proxy URL: {0}")]
-    InvalidProxy(&'static str),
     /// The extra CA file could not be read or holds no usable certificate.
     #[error("extra CA file {path}: {reason}")]
     CaFile {

@@ -5,6 +5,9 @@
 //! (`/batch`, `/array`, `/plain/batch`, gzip bodies), sends them over one kept-alive
 //! HTTPS connection ([`IntakeClient`]), optionally through an HTTP CONNECT proxy, and
 //! acknowledges what the intake accepted. [`Counters`] feed `agent status` and stats.
+//!
+//! The intake URL and the proxy are agent-config's types ([`IntakeUrl`], [`ProxyUrl`]):
+//! parsed once, by the same code `agent config check` runs ([`TransportConfig::from_config`]).
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
 pub mod backoff;
@@ -18,10 +21,10 @@ pub mod shipper;
 pub mod source;
 pub mod tls;
 
-pub use client::{Endpoint, IntakeAnswer, IntakeClient, IntakePost};
+pub use agent_config::{IntakeUrl, ProxyUrl};
+pub use client::{IntakeAnswer, IntakeClient, IntakePost};
 pub use config::TransportConfig;
 pub use counters::{Counters, CountersSnapshot};
 pub use error::TransportError;
-pub use proxy::{redact_proxy, ProxyUrl};
 pub use shipper::{key_hint, Shipper};
 pub use source::{MemorySource, RecordSource, SourceRecord};

@@ -398,7 +398,7 @@ fn untrusted_certificate_is_refused() {
         Box::new(|_| Action::Accept),
     );
     let mut cfg = config(&trusted);
-    cfg.base_url = rogue.url();
+    cfg.intake = rogue.url().parse().unwrap();
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

@@ -4,7 +4,8 @@ mod common;
 
 use std::time::Duration;
 
-use agent_transport::{IntakeClient, IntakePost, MemorySource, TransportError};
+use agent_config::Config;
+use agent_transport::{IntakeClient, IntakePost, MemorySource, TransportConfig, TransportError};
 use common::{config, event, seq_of, ship_until, Action, Intake, LogCapture, Tinyproxy};
 
 const PASSWORD: &str = "s3cr3t-Pa55";
@@ -19,7 +20,11 @@ fn traffic_goes_through_the_proxy_with_its_credentials() {
         source.push(event("KEY-proxied", i));
     }
     let mut cfg = config(&intake);
-    cfg.proxy = Some(format!("http://agent:{PASSWORD}@127.0.0.1:{}", proxy.port));
+    cfg.proxy = Some(
+        format!("http://agent:{PASSWORD}@127.0.0.1:{}", proxy.port)
+            .parse()
+            .unwrap(),
+    );
     let (counters, _) = ship_until(cfg, &source, Duration::from_secs(30), || {
         source.acked() == Some(299)
     });
@@ -49,7 +54,11 @@ fn wrong_proxy_password_is_a_clear_error_without_the_password() {
     let (logs, _guard) = LogCapture::install();
     let wrong = "Wr0ng-Secret";
     let mut cfg = config(&intake);
-    cfg.proxy = Some(format!("http://agent:{wrong}@127.0.0.1:{}", proxy.port));
+    cfg.proxy = Some(
+        format!("http://agent:{wrong}@127.0.0.1:{}", proxy.port)
+            .parse()
+            .unwrap(),
+    );
 
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -107,4 +116,43 @@ fn wrong_proxy_password_is_a_clear_error_without_the_password() {
         text.contains("user and password") && !text.contains(wrong),
         "{text}"
     );
+}
+
+/// docs/config.md says special characters in the proxy password may be written as they
+/// are: a config.yaml with a literal `%` loads, and exactly that password goes on the wire.
+/// tinyproxy only takes `[A-Za-z0-9._-]` passwords, so the proxy here is a minimal CONNECT
+/// proxy on loopback that admits only the expected credentials.
+#[test]
+fn a_password_with_a_literal_percent_written_in_config_yaml_opens_the_proxy() {
+    let password = "S3cret%zzPW";
+    let intake = Intake::start(Box::new(|_| Action::Accept));
+    let proxy = common::AuthProxy::start(&format!("bob:{password}"));
+    // Every test here captures its logs: a thread without a subscriber can make tracing
+    // cache "nobody listens" for a callsite the other tests assert on.
+    let (logs, _guard) = LogCapture::install();
+    let text = format!(
+        "IntakeURL: {}\nHTTPProxyURL: http://bob:{password}@127.0.0.1:{}\n",
+        intake.url(),
+        proxy.port
+    );
+    let (loaded, _) = Config::from_str_named(&text, "config.yaml").unwrap();
+    let mut cfg = TransportConfig::from_config(&loaded).unwrap();
+    let test = config(&intake);
+    cfg.extra_ca_file = test.extra_ca_file;
+    cfg.proxy_from_env = false;
+    cfg.batch_max_delay = test.batch_max_delay;
+    let source = MemorySource::new();
+    for i in 0..10 {
+        source.push(event("KEY-percent", i));
+    }
+    ship_until(cfg, &source, Duration::from_secs(30), || {
+        source.acked() == Some(9)
+    });
+    let got: Vec<usize> = intake.accepted().iter().map(|(_, p)| seq_of(p)).collect();
+    assert_eq!(got, (0..10).collect::<Vec<_>>());
+    assert_eq!(proxy.tunnels(), 1, "{:?}", proxy.refused());
+    assert!(proxy.refused().is_empty(), "{:?}", proxy.refused());
+    let text = logs.text();
+    assert!(text.contains("bob:***@127.0.0.1"), "{text}");
+    assert!(!text.contains(password), "{text}");
 }

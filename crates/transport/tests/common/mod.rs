@@ -50,7 +50,7 @@ pub fn line(key: &str, bytes: &[u8]) -> Vec<u8> {
 
 /// Test settings: the intake's CA trusted, no proxy from the environment, short delays.
 pub fn config(intake: &Intake) -> TransportConfig {
-    let mut cfg = TransportConfig::new(intake.url());
+    let mut cfg = TransportConfig::new(intake.url().parse().unwrap());
     cfg.extra_ca_file = Some(intake.ca_file.clone());
     cfg.proxy_from_env = false;
     cfg.batch_max_delay = Duration::from_millis(200);
@@ -192,5 +192,85 @@ impl Drop for Tinyproxy {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+}
+
+/// A minimal HTTP CONNECT proxy on loopback that admits only `Basic <user:password>` and
+/// pipes admitted tunnels to their target; for credentials tinyproxy cannot be given.
+pub struct AuthProxy {
+    pub port: u16,
+    tunnels: Arc<Mutex<usize>>,
+    refused: Arc<Mutex<Vec<String>>>,
+}
+
+impl AuthProxy {
+    pub fn start(credentials: &str) -> Self {
+        use base64::Engine as _;
+        use std::io::{BufRead as _, BufReader};
+        let expected = format!(
+            "proxy-authorization: basic {}",
+            base64::engine::general_purpose::STANDARD.encode(credentials)
+        )
+        .to_ascii_lowercase();
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let tunnels = Arc::new(Mutex::new(0));
+        let refused = Arc::new(Mutex::new(Vec::new()));
+        let (t, r) = (tunnels.clone(), refused.clone());
+        std::thread::spawn(move || {
+            for client in listener.incoming() {
+                let Ok(mut client) = client else { return };
+                let mut reader = BufReader::new(client.try_clone().unwrap());
+                let mut head = Vec::new();
+                loop {
+                    let mut line = String::new();
+                    if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
+                        break;
+                    }
+                    head.push(line.trim_end().to_owned());
+                }
+                let target = head
+                    .first()
+                    .and_then(|l| l.strip_prefix("CONNECT "))
+                    .and_then(|l| l.split(' ').next())
+                    .unwrap_or_default()
+                    .to_owned();
+                if !head.iter().any(|h| h.to_ascii_lowercase() == expected) {
+                    r.lock().unwrap().push(head.join(" | "));
+                    let _ = client.write_all(b"HTTP/1.1 407 Proxy Authentication Required\r\n\r\n");
+                    continue;
+                }
+                let upstream = TcpStream::connect(&target).unwrap();
+                client
+                    .write_all(b"HTTP/1.1 200 Connection established\r\n\r\n")
+                    .unwrap();
+                *t.lock().unwrap() += 1;
+                let (mut c2, mut u2) = (client.try_clone().unwrap(), upstream.try_clone().unwrap());
+                let mut upstream = upstream;
+                std::thread::spawn(move || {
+                    let _ = std::io::copy(&mut reader, &mut upstream);
+                    let _ = upstream.shutdown(std::net::Shutdown::Write);
+                });
+                std::thread::spawn(move || {
+                    let _ = std::io::copy(&mut u2, &mut c2);
+                    let _ = c2.shutdown(std::net::Shutdown::Write);
+                });
+            }
+        });
+        AuthProxy {
+            port,
+            tunnels,
+            refused,
+        }
+    }
+
+    /// Tunnels opened with the right credentials.
+    pub fn tunnels(&self) -> usize {
+        *self.tunnels.lock().unwrap()
+    }
+
+    /// Request heads refused for wrong or missing credentials.
+    pub fn refused(&self) -> Vec<String> {
+        self.refused.lock().unwrap().clone()
     }
 }
