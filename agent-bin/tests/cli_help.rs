@@ -64,6 +64,7 @@ fn each_command_has_its_own_help() {
         (&["install", "-h"][..], "Usage: agent install"),
         (&["update", "-h"][..], "Usage: agent update"),
         (&["uninstall", "-h"][..], "Usage: agent uninstall"),
+        (&["service", "-h"][..], "Usage: agent service"),
         (&["run", "-h"][..], "Usage: agent run"),
         (&["config", "-h"][..], "Usage: agent config"),
         (&["config", "check", "-h"][..], "Usage: agent config check"),
@@ -76,6 +77,54 @@ fn each_command_has_its_own_help() {
         assert_eq!(code, 0, "{args:?}: {err}");
         assert!(out.starts_with(expect), "{args:?}:\n{out}");
     }
+}
+
+#[test]
+fn service_commands_list_their_real_options_and_subcommands() {
+    for flag in ["-h", "--help"] {
+        let (code, out, err) = run(&["install", flag]);
+        assert_eq!(code, 0, "{err}");
+        for option in [
+            "--intake-key",
+            "--region",
+            "--intake-url",
+            "--disable-auto-update",
+            "--force",
+            "-h, --help",
+        ] {
+            assert!(
+                out.contains(option),
+                "install {flag}: `{option}` missing from\n{out}"
+            );
+        }
+
+        let (code, out, err) = run(&["service", flag]);
+        assert_eq!(code, 0, "{err}");
+        assert!(out.starts_with("Usage: agent service <command>"), "{out}");
+        for sub in ["start ", "stop ", "restart ", "status ", "-h, --help"] {
+            assert!(
+                out.contains(sub),
+                "service {flag}: `{sub}` missing from\n{out}"
+            );
+        }
+        let (code, out, _) = run(&["service", "status", flag]);
+        assert_eq!(code, 0);
+        assert!(out.contains("exit 0 when running, 3 otherwise"), "{out}");
+
+        // uninstall has no option: its help says what it removes instead.
+        let (code, out, err) = run(&["uninstall", flag]);
+        assert_eq!(code, 0, "{err}");
+        for what in ["-h, --help", "config.yaml", "state and log directories"] {
+            assert!(
+                out.contains(what),
+                "uninstall {flag}: `{what}` missing from\n{out}"
+            );
+        }
+    }
+    // A wrong action is a usage error that names it.
+    let (code, _, err) = run(&["service", "reload"]);
+    assert_eq!(code, 2);
+    assert!(err.contains("reload"), "{err}");
 }
 
 #[test]

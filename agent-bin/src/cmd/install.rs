@@ -10,7 +10,14 @@ use argh::FromArgs;
 
 /// install the agent as a system service and start it (needs root / Administrator)
 #[derive(FromArgs, Debug)]
-#[argh(subcommand, name = "install")]
+#[argh(
+    subcommand,
+    name = "install",
+    help_triggers("-h", "--help", "help"),
+    note = "A config.yaml in the current directory is merged into the installed one (this is how HTTPProxyURL and other settings are pre-seeded); it is checked like `agent config check` before anything is written. ENDPOINT_AGENT_ROOT and the other ENDPOINT_AGENT_* variables move the installed paths. See docs/service.md.",
+    example = "sudo ./agent install --intake-key KEY --region fra2",
+    example = "sudo ./agent install --intake-key KEY --intake-url https://relay.corp:8443/intake"
+)]
 pub struct InstallArgs {
     /// intake key the agent's events are sent with
     #[argh(option)]

@@ -1,7 +1,6 @@
 //! `agent service start|stop|restart|status`.
 
 use std::process::ExitCode;
-use std::str::FromStr;
 
 use agent_config::paths::Paths;
 use agent_service::{lifecycle, privileges, ServiceState};
@@ -9,12 +8,47 @@ use argh::FromArgs;
 
 /// start, stop, restart or query the installed service
 #[derive(FromArgs, Debug)]
-#[argh(subcommand, name = "service")]
+#[argh(
+    subcommand,
+    name = "service",
+    help_triggers("-h", "--help", "help"),
+    note = "Drives the service the host's service manager runs (systemd, the Windows SCM, launchd). start, stop and restart need root / Administrator and print the resulting state.",
+    example = "sudo agent service restart",
+    example = "agent service status"
+)]
 pub struct ServiceArgs {
-    /// start, stop, restart or status
-    #[argh(positional)]
-    action: Action,
+    #[argh(subcommand)]
+    action: ActionArgs,
 }
+
+#[derive(FromArgs, Debug)]
+#[argh(subcommand)]
+enum ActionArgs {
+    Start(StartArgs),
+    Stop(StopArgs),
+    Restart(RestartArgs),
+    Status(StatusArgs),
+}
+
+/// start the service (needs root / Administrator)
+#[derive(FromArgs, Debug)]
+#[argh(subcommand, name = "start", help_triggers("-h", "--help", "help"))]
+struct StartArgs {}
+
+/// stop the service (needs root / Administrator)
+#[derive(FromArgs, Debug)]
+#[argh(subcommand, name = "stop", help_triggers("-h", "--help", "help"))]
+struct StopArgs {}
+
+/// stop then start the service (needs root / Administrator)
+#[derive(FromArgs, Debug)]
+#[argh(subcommand, name = "restart", help_triggers("-h", "--help", "help"))]
+struct RestartArgs {}
+
+/// print the service state; exit 0 when running, 3 otherwise (as `systemctl status`)
+#[derive(FromArgs, Debug)]
+#[argh(subcommand, name = "status", help_triggers("-h", "--help", "help"))]
+struct StatusArgs {}
 
 /// What to do with the service.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -29,18 +63,13 @@ pub enum Action {
     Status,
 }
 
-impl FromStr for Action {
-    type Err = String;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s {
-            "start" => Ok(Action::Start),
-            "stop" => Ok(Action::Stop),
-            "restart" => Ok(Action::Restart),
-            "status" => Ok(Action::Status),
-            other => Err(format!(
-                "unknown action `{other}`: expected start, stop, restart or status"
-            )),
+impl From<&ActionArgs> for Action {
+    fn from(args: &ActionArgs) -> Self {
+        match args {
+            ActionArgs::Start(_) => Action::Start,
+            ActionArgs::Stop(_) => Action::Stop,
+            ActionArgs::Restart(_) => Action::Restart,
+            ActionArgs::Status(_) => Action::Status,
         }
     }
 }
@@ -49,6 +78,7 @@ impl ServiceArgs {
     /// Runs the command. `status` exits 0 when running and 3 otherwise (the LSB convention
     /// `systemctl status` also follows).
     pub fn run(self) -> ExitCode {
+        let action = Action::from(&self.action);
         let paths = Paths::from_env();
         let manager = match lifecycle::manager_for(&paths) {
             Ok(m) => m,
@@ -58,12 +88,12 @@ impl ServiceArgs {
         if let Err(e) = manager.check_available() {
             return fail(&e.to_string());
         }
-        if self.action != Action::Status {
+        if action != Action::Status {
             if let Err(e) = privileges::require_privileges() {
                 return fail(&e.to_string());
             }
         }
-        let done = match self.action {
+        let done = match action {
             Action::Start => manager.start(),
             Action::Stop => manager.stop(),
             Action::Restart => manager.restart(),

@@ -8,7 +8,13 @@ use argh::FromArgs;
 
 /// stop and remove the service and everything the agent installed (needs root / Administrator)
 #[derive(FromArgs, Debug)]
-#[argh(subcommand, name = "uninstall")]
+#[argh(
+    subcommand,
+    name = "uninstall",
+    help_triggers("-h", "--help", "help"),
+    note = "Stops the service and removes its registration, then removes the binary, config.yaml, the state and log directories, and the directories the install created that are now empty; files the install did not create stay. Running it again succeeds and says nothing is installed. ENDPOINT_AGENT_ROOT and the other ENDPOINT_AGENT_* variables move the paths, as for install. See docs/service.md.",
+    example = "sudo /opt/endpoint-agent/agent uninstall"
+)]
 pub struct UninstallArgs {}
 
 impl UninstallArgs {
