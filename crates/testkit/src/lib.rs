@@ -1,4 +1,5 @@
-//! Test infrastructure for the endpoint agent: a real HTTPS intake on 127.0.0.1.
+//! Test infrastructure for the endpoint agent: a real HTTPS intake on 127.0.0.1, and a
+//! static HTTPS file server ([`FileServer`]) for update downloads.
 //!
 //! [`Intake`] is a hyper 1 + rustls server with its own rcgen CA (written to a PEM file
 //! for the agent's `--extra-ca`). It accepts the three intake paths the transport uses
@@ -17,10 +18,12 @@
 
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
+mod files;
 mod intake;
 mod pki;
 mod protocol;
 
+pub use files::FileServer;
 pub use intake::{Fault, Intake, Record, RequestLog};
 pub use pki::TestPki;
 pub use protocol::{parse_request, Parsed};

@@ -17,17 +17,24 @@
 //! See `docs/updates.md` for the trust model, the manifest format and how to sign a release.
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
+pub mod fetch;
 pub mod manifest;
 pub mod policy;
 pub mod state;
 pub mod swap;
 pub mod trust;
+mod updater;
 
 #[cfg(test)]
 mod crash_model;
 
+pub use fetch::{FetchError, HttpSettings};
 pub use manifest::{Manifest, ManifestError, Target};
 pub use policy::{Refusal, Request, Verdict};
 pub use state::{Accepted, Journal, Step, UpdateState};
 pub use swap::{Health, Layout, StartAction, SwapError};
 pub use trust::{TrustError, TrustedKeys};
+pub use updater::{
+    channel_path, packaged_marker, region_endpoint, Outcome, UpdateError, UpdaterConfig,
+    DEFAULT_CHANNEL, PACKAGED_MARKER,
+};
