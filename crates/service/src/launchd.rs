@@ -60,6 +60,20 @@ fn xml_escape(s: &str) -> String {
     out
 }
 
+/// The `.app` bundle a binary runs from (`X.app/Contents/MacOS/exe` → `X.app`), if any.
+/// The product ships its binary inside a bundle; the bundle's other files (Info.plist,
+/// the signature) belong to the agent as much as the binary does.
+pub fn app_bundle_of(binary: &Path) -> Option<&Path> {
+    let macos = binary.parent()?;
+    let contents = macos.parent()?;
+    let bundle = contents.parent()?;
+    let is_app = bundle
+        .extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("app"));
+    (macos.file_name()? == "MacOS" && contents.file_name()? == "Contents" && is_app)
+        .then_some(bundle)
+}
+
 /// The agent's daemon under launchd, driven through `launchctl`.
 #[derive(Debug, Clone)]
 pub struct LaunchdManager {
@@ -238,6 +252,19 @@ mod tests {
             PathBuf::from("/Library/LaunchDaemons/SEKOIAEndpointAgent.plist")
         );
         assert_eq!(m.target(), "system/SEKOIAEndpointAgent");
+    }
+
+    #[test]
+    fn the_bundle_of_an_app_binary_is_found() {
+        let bin =
+            Path::new("/Applications/SekoiaEndpointAgent.app/Contents/MacOS/SekoiaEndpointAgent");
+        assert_eq!(
+            app_bundle_of(bin),
+            Some(Path::new("/Applications/SekoiaEndpointAgent.app"))
+        );
+        assert_eq!(app_bundle_of(Path::new("/opt/endpoint-agent/agent")), None);
+        assert_eq!(app_bundle_of(Path::new("/x/Contents/MacOS/agent")), None);
+        assert_eq!(app_bundle_of(Path::new("agent")), None);
     }
 
     #[test]

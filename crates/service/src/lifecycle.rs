@@ -265,6 +265,11 @@ pub fn uninstall(paths: &Paths, manager: &dyn ServiceManager) -> Result<Uninstal
 fn remove_layout(paths: &Paths) -> Result<(), ServiceError> {
     let created = read_manifest(&paths.state_dir.join(MANIFEST_FILE))?;
     remove_binary(&paths.binary)?;
+    // macOS: the binary lives in the product's .app bundle, laid out by the package, not
+    // by the install; the bundle goes with it (else an .app without executable is left).
+    if let Some(bundle) = crate::launchd::app_bundle_of(&paths.binary) {
+        fsutil::remove_dir_all_if_exists(bundle)?;
+    }
     fsutil::remove_file_if_exists(&paths.config_file)?;
     if created.is_empty() || created.contains(&paths.log_dir) {
         fsutil::remove_dir_all_if_exists(&paths.log_dir)?;
@@ -462,6 +467,30 @@ mod tests {
             read_manifest(&paths.state_dir.join(MANIFEST_FILE)).unwrap(),
             manifest
         );
+    }
+
+    #[test]
+    fn uninstall_on_macos_removes_the_whole_app_bundle() {
+        let (root, _, opts) = setup();
+        let paths = Paths::for_os(agent_config::Os::Macos).with_root(root.path().join("root"));
+        // The package put the bundle in /Applications before `agent install` runs.
+        let bundle = parent(parent(parent(&paths.binary))).to_path_buf();
+        let applications = parent(&bundle).to_path_buf();
+        fs::create_dir_all(bundle.join("Contents/MacOS")).unwrap();
+        fs::create_dir_all(bundle.join("Contents/_CodeSignature")).unwrap();
+        fs::write(bundle.join("Contents/Info.plist"), b"<plist/>").unwrap();
+        fs::write(bundle.join("Contents/_CodeSignature/CodeResources"), b"sig").unwrap();
+        fs::write(applications.join("Other.app"), b"another app").unwrap();
+        install(&opts, &paths, &NoServiceManager).unwrap();
+        assert!(paths.binary.is_file());
+
+        uninstall(&paths, &NoServiceManager).unwrap();
+        assert!(!bundle.exists(), "uninstall left the .app bundle");
+        assert!(
+            applications.join("Other.app").exists(),
+            "uninstall removed another app"
+        );
+        assert!(!paths.config_file.exists() && !paths.state_dir.exists());
     }
 
     #[test]
