@@ -520,7 +520,7 @@ impl Reader {
                         }
                     }
                 }
-                Err(Skip::Unmapped | Skip::OwnActivity) => {
+                Err(Skip::Unmapped | Skip::OwnActivity | Skip::Context) => {
                     self.shared.unmapped.fetch_add(1, Ordering::Relaxed);
                 }
             }

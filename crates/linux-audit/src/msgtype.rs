@@ -25,6 +25,18 @@ pub const AUDIT_CWD: u16 = 1307;
 pub const AUDIT_EXECVE: u16 = 1309;
 /// `AUDIT_EOE`: end of multi-record event.
 pub const AUDIT_EOE: u16 = 1320;
+/// `AUDIT_LOGIN`: a process set its login uid (`/proc/self/loginuid`).
+pub const AUDIT_LOGIN: u16 = 1006;
+/// `AUDIT_SERVICE_START`: a service manager started a unit.
+pub const AUDIT_SERVICE_START: u16 = 1130;
+/// `AUDIT_SERVICE_STOP`: a service manager stopped a unit.
+pub const AUDIT_SERVICE_STOP: u16 = 1131;
+/// `AUDIT_NETFILTER_CFG`: a firewall table or rule changed.
+pub const AUDIT_NETFILTER_CFG: u16 = 1325;
+/// `AUDIT_ANOM_PROMISCUOUS`: a network device entered or left promiscuous mode.
+pub const AUDIT_ANOM_PROMISCUOUS: u16 = 1700;
+/// `AUDIT_ANOM_ABEND`: a process ended on a signal that dumps core.
+pub const AUDIT_ANOM_ABEND: u16 = 1701;
 /// `AUDIT_PROCTITLE`: the process title (command line) of the process.
 pub const AUDIT_PROCTITLE: u16 = 1327;
 

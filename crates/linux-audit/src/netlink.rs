@@ -173,9 +173,11 @@ pub struct RawMessage {
     pub payload: Vec<u8>,
 }
 
-/// Whether a netlink message type carries an audit record (rather than a control answer).
+/// Whether a netlink message type carries an audit record (rather than a control answer):
+/// 1100-2999, and `AUDIT_LOGIN` (1006), the one record among the control types (a process
+/// setting its login uid: what every login, ssh and cron session does).
 pub fn is_record_type(t: u16) -> bool {
-    (1100..=2999).contains(&t)
+    (1100..=2999).contains(&t) || t == crate::msgtype::AUDIT_LOGIN
 }
 
 /// A `NETLINK_AUDIT` socket.

@@ -466,3 +466,491 @@ fn rules_this_host_cannot_load_are_skipped_not_fatal() {
         e.event.action == "process-created" && e.process.pid == Some(pid)
     });
 }
+
+// --- Issue 15: exact values --------------------------------------------------------------
+
+fn inode_of(path: &str) -> String {
+    std::os::unix::fs::MetadataExt::ino(&std::fs::metadata(path).unwrap()).to_string()
+}
+
+#[test]
+fn rename_over_an_existing_file_names_the_moved_file_as_the_original() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().to_str().unwrap().to_owned();
+    let mut h = Harness::start(&format!("-w {d} -p wa -k scenario-dir"));
+    let (a, b) = (format!("{d}/x-a"), format!("{d}/x-b"));
+    std::fs::write(&a, "a\n").unwrap();
+    std::fs::write(&b, "b\n").unwrap();
+    let moved_inode = inode_of(&a);
+    let replaced_inode = inode_of(&b);
+    let (pid, _) = run(Command::new("mv").args([&a, &b]));
+    // (mv first tries renameat2(RENAME_NOREPLACE), which fails: a failed "renamed".)
+    let r = h.wait_for("rename over x-b", |e| {
+        e.event.action == "renamed" && e.process.pid == Some(pid) && e.event.outcome == "success"
+    });
+    assert_eq!(r.file.path, b);
+    assert_eq!(r.file.inode, moved_inode);
+    assert_eq!(r.file.ext.original.path, a);
+    assert_eq!(r.file.ext.original.name, "x-a");
+    // The old name where an ECS-only intake keeps it, and in the raw properties.
+    assert_eq!(r.other["labels"]["original_path"], a.as_str());
+    assert_eq!(r.action.properties["original_path"], a.as_str());
+    assert_eq!(
+        r.action.properties["replaced_inode"],
+        replaced_inode.as_str()
+    );
+    // The moved file's content ("a\n"), not the replaced one's.
+    let expected = agent_host::hash_reader(&b"a\n"[..]).unwrap().0;
+    assert_eq!(r.file.hash.sha256, expected.sha256);
+    assert_eq!(r.file.size, Some(2));
+}
+
+#[test]
+fn chmod_and_chown_report_the_new_mode_and_owner_with_size_and_created() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().to_str().unwrap().to_owned();
+    let f = format!("{d}/f");
+    std::fs::write(&f, "hello").unwrap();
+    let mut h = Harness::start(&format!("-w {d} -p wa -k scenario-dir"));
+    let (pid, _) = run(Command::new("chmod").args(["600", &f]));
+    let c = h.wait_for("chmod", |e| e.process.pid == Some(pid) && e.file.path == f);
+    assert_eq!(c.event.action, "changed-file-permissions-of");
+    assert_eq!(c.file.mode, "0600");
+    assert_eq!(c.file.size, Some(5));
+    let (pid, _) = run(Command::new("chown").args(["nobody:nogroup", &f]));
+    let o = h.wait_for("chown", |e| e.process.pid == Some(pid) && e.file.path == f);
+    assert_eq!(o.event.action, "changed-file-ownership-of");
+    assert_eq!(
+        (o.file.owner.as_str(), o.file.group.as_str()),
+        ("nobody", "nogroup")
+    );
+    assert_eq!(o.file.mode, "0600");
+    // A file created by the call: its creation time is the event's.
+    let n = format!("{d}/new");
+    let (pid, _) = run(Command::new("touch").arg(&n));
+    let t = h.wait_for("create", |e| e.process.pid == Some(pid) && e.file.path == n);
+    assert_eq!(t.file.created, t.timestamp.unwrap().to_string());
+    assert_eq!(t.file.size, Some(0));
+}
+
+#[test]
+fn fchmod_and_fchown_name_the_file_not_null() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().to_str().unwrap().to_owned();
+    let f = format!("{d}/f");
+    std::fs::write(&f, "x").unwrap();
+    let mut h = Harness::start(&format!("-w {d} -p wa -k scenario-dir"));
+    let script = format!(
+        "import os\nfd=os.open({f:?}, os.O_RDWR)\nos.fchmod(fd, 0o640)\nos.fchown(fd, 65534, 65534)\n"
+    );
+    let (pid, _) = run(Command::new("/usr/bin/python3").args(["-c", &script]));
+    let m = h.wait_for("fchmod", |e| {
+        e.process.pid == Some(pid) && e.event.action == "changed-file-permissions-of"
+    });
+    assert_eq!(m.file.path, f);
+    assert_eq!(m.file.name, "f");
+    assert_eq!(m.file.mode, "0640");
+    assert_eq!(m.action.properties["syscall"], "fchmod");
+    let o = h.wait_for("fchown", |e| {
+        e.process.pid == Some(pid) && e.event.action == "changed-file-ownership-of"
+    });
+    assert_eq!(o.file.path, f);
+    assert_eq!(o.file.owner, "nobody");
+    assert!(!h.seen.iter().any(|e| e.file.path.contains("(null)")));
+}
+
+/// Removes a test account even when the test fails.
+struct Account(&'static str);
+impl Drop for Account {
+    fn drop(&mut self) {
+        let _ = Command::new("userdel").arg(self.0).output();
+        let _ = Command::new("groupdel").arg(self.0).output();
+    }
+}
+
+#[test]
+fn useradd_names_the_actor_and_the_new_account_with_its_uid() {
+    let name = "h9-audit-test";
+    let _ = Command::new("userdel").arg(name).output();
+    let mut h = Harness::start("");
+    let account = Account(name);
+    let (pid, _) = run(Command::new("useradd").args(["-M", "-N", "-s", "/bin/false", name]));
+    let (_, uid) = run(Command::new("id").args(["-u", name]));
+    let e = h.wait_for("ADD_USER", |e| {
+        e.event.action == "added-user-account" && e.process.pid == Some(pid)
+    });
+    assert_eq!(e.event.category.as_slice(), ["iam"]);
+    assert_eq!(e.event.types.as_slice(), ["user", "creation"]);
+    assert_eq!(e.event.outcome, "success");
+    // The actor: this session's login user, or root (the real uid) when none is set.
+    let login = std::fs::read_to_string("/proc/self/loginuid").unwrap();
+    if login.trim() == "4294967295" {
+        assert_eq!((e.user.id.as_str(), e.user.name.as_str()), ("0", "root"));
+    } else {
+        assert_eq!(e.user.id, login.trim());
+    }
+    let target = e.user.target.as_deref().expect("user.target");
+    assert_eq!(
+        (target.id.as_str(), target.name.as_str()),
+        (uid.trim(), name)
+    );
+    let eff = e.user.effective.as_deref().expect("user.effective");
+    assert_eq!(eff.name, name);
+    assert_eq!(e.process.executable, "/usr/sbin/useradd");
+    drop(account);
+}
+
+#[test]
+fn without_a_login_user_su_names_root_as_actor_and_the_account_as_effective() {
+    let mut h = Harness::start("");
+    // A process without login uid (a service, or su at boot).
+    let (su_pid, _) = run(Command::new("/bin/sh").args([
+        "-c",
+        "echo 4294967295 > /proc/self/loginuid && exec /usr/bin/su -s /bin/sh -c true nobody",
+    ]));
+    let acct = h.wait_for("su accounting without auid", |e| {
+        e.event.action == "was-authorized" && e.process.pid == Some(su_pid)
+    });
+    assert_eq!(
+        (acct.user.id.as_str(), acct.user.name.as_str()),
+        ("0", "root")
+    );
+    let eff = acct.user.effective.as_deref().expect("user.effective");
+    assert_eq!(eff.name, "nobody");
+    assert_eq!(acct.event.outcome, "success");
+    assert_eq!(acct.action.properties["auid"], "unset");
+}
+
+#[test]
+fn writing_loginuid_is_changed_login_id_to() {
+    let mut h = Harness::start("");
+    let (pid, _) = run(Command::new("/usr/bin/python3")
+        .args(["-c", "open('/proc/self/loginuid','w').write('1001')"]));
+    let e = h.wait_for("LOGIN", |e| {
+        e.event.action == "changed-login-id-to" && e.process.pid == Some(pid)
+    });
+    assert_eq!(e.event.category.as_slice(), ["authentication"]);
+    assert_eq!(e.event.types.as_slice(), ["start"]);
+    assert_eq!(e.event.outcome, "success");
+    // As in the dialect sample linux_auth2: the actor (uid 0) and the new login id.
+    assert_eq!((e.user.id.as_str(), e.user.name.as_str()), ("0", "root"));
+    assert_eq!(e.user.effective.as_deref().unwrap().id, "1001");
+    assert_eq!(e.action.properties["old-auid"], "unset");
+    let python = std::fs::canonicalize("/usr/bin/python3").unwrap();
+    assert_eq!(e.process.executable, python.to_str().unwrap());
+}
+
+#[test]
+fn short_lived_tcp_and_udp_connections_have_their_transport() {
+    let mut h = Harness::start("");
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let script = format!(
+        "import socket\ns=socket.create_connection(('127.0.0.1',{port}))\ns.close()\n\
+         u=socket.socket(socket.AF_INET,socket.SOCK_DGRAM)\nu.connect(('127.0.0.1',53))\nu.close()\n"
+    );
+    let (pid, _) = run(Command::new("/usr/bin/python3").args(["-c", &script]));
+    let t = h.wait_for("tcp connect", |e| {
+        e.event.action == "connected-to"
+            && e.process.pid == Some(pid)
+            && e.destination.port == Some(port)
+    });
+    assert_eq!(t.network.transport, "tcp");
+    assert_eq!(t.network.net_type, "ipv4");
+    assert_eq!(t.destination.ip, "127.0.0.1");
+    assert_eq!(t.network.direction, "internal");
+    let u = h.wait_for("udp connect", |e| {
+        e.event.action == "connected-to"
+            && e.process.pid == Some(pid)
+            && e.destination.port == Some(53)
+    });
+    assert_eq!(u.network.transport, "udp");
+    assert_eq!(u.network.net_type, "ipv4");
+    assert_eq!(u.event.outcome, "success");
+    // socket() calls feed the table and are not events themselves.
+    assert!(!h
+        .seen
+        .iter()
+        .any(|e| e.tags.iter().any(|t| t == "socket-type")));
+    drop(listener);
+}
+
+#[test]
+fn mkdir_is_directory_created() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().to_str().unwrap().to_owned();
+    let mut h = Harness::start(&format!("-w {d} -p wa -k scenario-dir"));
+    let sub = format!("{d}/sub");
+    let (pid, _) = run(Command::new("mkdir").arg(&sub));
+    let e = h.wait_for("mkdir", |e| {
+        e.process.pid == Some(pid) && e.file.path == sub
+    });
+    assert_eq!(e.event.action, "directory-created");
+    assert_eq!(e.event.category.as_slice(), ["file"]);
+    assert_eq!(e.event.types.as_slice(), ["creation"]);
+    assert_eq!(e.file.created, e.timestamp.unwrap().to_string());
+}
+
+#[test]
+fn an_executable_deleted_while_running_is_named_without_the_suffix_and_tagged() {
+    let dir = tempfile::tempdir().unwrap();
+    let exe = dir.path().join("sleepy");
+    std::fs::copy("/usr/bin/sleep", &exe).unwrap();
+    let exe = exe.to_str().unwrap().to_owned();
+    let mut h = Harness::start("");
+    let mut child = Command::new(&exe).arg("0.5").spawn().unwrap();
+    std::thread::sleep(Duration::from_millis(100));
+    std::fs::remove_file(&exe).unwrap();
+    let pid = child.id();
+    assert!(child.wait().unwrap().success());
+    let t = h.wait_for("exit of the deleted binary", |e| {
+        e.event.action == "process-terminated" && e.process.pid == Some(pid)
+    });
+    assert_eq!(t.process.executable, exe);
+    assert_eq!(t.process.name, "sleepy");
+    assert!(
+        t.tags.iter().any(|t| t == "executable-deleted"),
+        "{:?}",
+        t.tags
+    );
+}
+
+// --- Issue 15: coverage ------------------------------------------------------------------
+
+#[test]
+fn kernel_module_load_and_unload_attempts_are_events() {
+    let mut h = Harness::start("");
+    let (pid, _) = run(Command::new("/usr/bin/python3").args([
+        "-c",
+        "import ctypes\nlibc=ctypes.CDLL(None, use_errno=True)\n\
+         libc.init_module(None, 0, b'')\nlibc.delete_module(b'h9_no_such_module', 0)\n",
+    ]));
+    let l = h.wait_for("init_module", |e| {
+        e.process.pid == Some(pid) && e.event.action == "loaded-kernel-module"
+    });
+    assert_eq!(l.tags, ["kernel-module"]);
+    assert_eq!(l.event.category.as_slice(), ["driver"]);
+    assert_eq!(l.event.types.as_slice(), ["start"]);
+    // Not a valid module (and maybe no module support): the attempt still shows.
+    assert_eq!(l.event.outcome, "failure");
+    let u = h.wait_for("delete_module", |e| {
+        e.process.pid == Some(pid) && e.event.action == "unloaded-kernel-module"
+    });
+    assert_eq!(u.tags, ["kernel-module"]);
+    assert_eq!(u.event.types.as_slice(), ["end"]);
+}
+
+/// Unmounts at drop, so a failed assertion leaves no mount behind.
+struct Mounted(String);
+impl Drop for Mounted {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(&self.0).output();
+    }
+}
+
+#[test]
+fn mount_and_umount_are_file_system_events() {
+    let dir = tempfile::tempdir().unwrap();
+    let m = dir.path().to_str().unwrap().to_owned();
+    let mut h = Harness::start("");
+    let (pid, _) = run(Command::new("mount").args(["-t", "tmpfs", "h9-test", &m]));
+    let guard = Mounted(m.clone());
+    let e = h.wait_for("mount", |e| {
+        e.process.pid == Some(pid) && e.event.action == "mounted"
+    });
+    assert_eq!(e.tags, ["mount"]);
+    assert_eq!(e.file.path, m);
+    assert_eq!(e.event.category.as_slice(), ["file"]);
+    assert_eq!(e.event.types.as_slice(), ["creation"]);
+    assert_eq!(e.event.outcome, "success");
+    let (pid, _) = run(Command::new("umount").arg(&m));
+    std::mem::forget(guard);
+    let u = h.wait_for("umount", |e| {
+        e.process.pid == Some(pid) && e.event.action == "unmounted"
+    });
+    assert_eq!(u.tags, ["mount"]);
+    assert_eq!(u.file.path, m);
+    assert_eq!(u.event.types.as_slice(), ["deletion"]);
+}
+
+#[test]
+fn ptrace_attach_is_an_event_naming_the_request() {
+    let mut h = Harness::start("");
+    let mut target = Command::new("/usr/bin/sleep").arg("5").spawn().unwrap();
+    let tpid = target.id();
+    let script = format!(
+        "import ctypes,os\nlibc=ctypes.CDLL(None)\nassert libc.ptrace(16,{tpid},0,0)==0\n\
+         os.waitpid({tpid},0)\nlibc.ptrace(17,{tpid},0,0)\n"
+    );
+    let (pid, _) = run(Command::new("/usr/bin/python3").args(["-c", &script]));
+    let _ = target.kill();
+    let _ = target.wait();
+    let e = h.wait_for("ptrace", |e| {
+        e.process.pid == Some(pid) && e.tags == ["ptrace"]
+    });
+    assert_eq!(e.event.action, "ptrace");
+    assert_eq!(e.event.outcome, "success");
+    assert_eq!(e.action.properties["syscall"], "ptrace");
+    // PTRACE_ATTACH (16 = 0x10) on the target pid.
+    assert_eq!(e.action.properties["a0"], "10");
+    assert_eq!(e.action.properties["a1"], format!("{tpid:x}").as_str());
+}
+
+#[test]
+fn setting_the_clock_is_a_time_change_even_when_refused() {
+    let mut h = Harness::start("");
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    // As nobody the kernel refuses (EPERM): the clock is untouched, the attempt is seen.
+    let out = Command::new("setpriv")
+        .args([
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+            "date",
+            "-s",
+        ])
+        .arg(format!("@{now}"))
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let e = h.wait_for("settime", |e| {
+        e.tags == ["time-change"] && e.user.effective.as_deref().is_some_and(|u| u.id == "65534")
+    });
+    assert_eq!(e.event.action, "changed-system-time");
+    assert_eq!(e.event.category.as_slice(), ["host"]);
+    assert_eq!(e.event.types.as_slice(), ["change"]);
+    assert_eq!(e.event.outcome, "failure");
+    assert_eq!(e.process.executable, "/usr/bin/date");
+}
+
+#[test]
+fn promiscuous_mode_in_a_network_namespace_is_an_event() {
+    let mut h = Harness::start("");
+    // A namespace of its own: only its loopback changes, and it goes away with the command.
+    let (pid, _) = run(Command::new("unshare").args([
+        "-n",
+        "sh",
+        "-c",
+        "ip link set lo promisc on && ip link set lo promisc off",
+    ]));
+    let _ = pid;
+    let e = h.wait_for("ANOM_PROMISCUOUS", |e| {
+        e.event.action == "changed-promiscuous-mode-on-device"
+            && e.action.properties.get("prom").is_some_and(|p| p != "0")
+    });
+    assert_eq!(e.tags, ["promiscuous-mode"]);
+    assert_eq!(e.event.category.as_slice(), ["intrusion_detection"]);
+    assert_eq!(e.event.types.as_slice(), ["info", "change"]);
+    assert_eq!(e.action.properties["dev"], "lo");
+    assert_eq!(e.process.executable, "/usr/bin/ip");
+    assert_eq!(e.event.outcome, "success");
+}
+
+#[test]
+fn a_crash_is_crashed_program() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut h = Harness::start("");
+    let child = Command::new("/bin/sh")
+        .args(["-c", "kill -SEGV $$"])
+        .current_dir(dir.path())
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    let out = child.wait_with_output().unwrap();
+    assert!(!out.status.success());
+    let e = h.wait_for("ANOM_ABEND", |e| {
+        e.event.action == "crashed-program" && e.process.pid == Some(pid)
+    });
+    assert_eq!(e.tags, ["process-crash"]);
+    assert_eq!(
+        e.event.category.as_slice(),
+        ["process", "intrusion_detection"]
+    );
+    assert_eq!(e.action.properties["sig"], "11");
+    assert_eq!(e.process.exit_code, Some(-11));
+    let sh = std::fs::canonicalize("/bin/sh").unwrap();
+    assert_eq!(e.process.executable, sh.to_str().unwrap());
+}
+
+/// Deletes the test's nftables table at drop.
+struct NftTable;
+impl Drop for NftTable {
+    fn drop(&mut self) {
+        let _ = Command::new("nft")
+            .args(["delete", "table", "inet", "h9_audit_test"])
+            .output();
+    }
+}
+
+#[test]
+fn a_firewall_change_is_loaded_firewall_rule_to() {
+    let mut h = Harness::start("");
+    let (pid, _) = run(Command::new("nft").args(["add", "table", "inet", "h9_audit_test"]));
+    let table = NftTable;
+    let e = h.wait_for("NETFILTER_CFG", |e| {
+        e.event.action == "loaded-firewall-rule-to" && e.process.pid == Some(pid)
+    });
+    assert_eq!(e.tags, ["firewall-change"]);
+    assert_eq!(e.event.category.as_slice(), ["configuration"]);
+    assert_eq!(e.event.types.as_slice(), ["change"]);
+    assert_eq!(e.event.outcome, "success");
+    assert_eq!(e.action.properties["op"], "nft_register_table");
+    assert!(e.action.properties["table"]
+        .as_str()
+        .unwrap()
+        .starts_with("h9_audit_test"));
+    drop(table);
+}
+
+#[test]
+fn service_start_and_stop_records_are_service_events() {
+    let mut h = Harness::start("");
+    // What systemd sends through libaudit: a user message of type SERVICE_START (1130) /
+    // SERVICE_STOP (1131); the kernel adds the sender's pid, uids and session.
+    let script = "import socket,struct,os\n\
+        s=socket.socket(socket.AF_NETLINK,socket.SOCK_RAW,9)\n\
+        for t in (1130,1131):\n\
+        \x20   m=b'unit=h9-test.service comm=\"systemd\" exe=\"/usr/lib/systemd/systemd\" hostname=? addr=? terminal=? res=success\\0'\n\
+        \x20   s.sendto(struct.pack('=IHHII',16+len(m),t,5,1,0)+m,(0,0))\n\
+        \x20   s.recv(4096)\n";
+    let (pid, _) = run(Command::new("/usr/bin/python3").args(["-c", script]));
+    let start = h.wait_for("SERVICE_START", |e| {
+        e.event.action == "started-service" && e.process.pid == Some(pid)
+    });
+    assert_eq!(start.tags, ["service-change"]);
+    assert_eq!(start.event.category.as_slice(), ["process"]);
+    assert_eq!(start.event.types.as_slice(), ["start"]);
+    assert_eq!(start.event.outcome, "success");
+    assert_eq!(start.action.properties["unit"], "h9-test.service");
+    let stop = h.wait_for("SERVICE_STOP", |e| {
+        e.event.action == "stopped-service" && e.process.pid == Some(pid)
+    });
+    assert_eq!(stop.event.types.as_slice(), ["end"]);
+    assert_eq!(stop.tags, ["service-change"]);
+}
+
+#[test]
+fn interpreters_outside_the_fixed_paths_are_tagged_by_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let perl = dir.path().join("perl");
+    std::fs::copy("/usr/bin/perl", &perl).unwrap();
+    let python = dir.path().join("python3.11");
+    std::fs::copy("/usr/bin/python3.11", &python).unwrap();
+    let mut h = Harness::start("");
+    let (ppid, out) = run(Command::new(&perl).args(["-e", "print 6*7"]));
+    assert_eq!(out, "42");
+    let p = h.wait_for("perl exec", |e| {
+        e.event.action == "process-created" && e.process.pid == Some(ppid)
+    });
+    assert!(p.tags.iter().any(|t| t == "perl-exec"), "{:?}", p.tags);
+    // The kernel rule's key stays first.
+    assert_eq!(p.tags[0], "root-command");
+    let (pypid, _) = run(Command::new(&python).args(["-c", "pass"]));
+    let y = h.wait_for("python exec", |e| {
+        e.event.action == "process-created" && e.process.pid == Some(pypid)
+    });
+    assert!(y.tags.iter().any(|t| t == "python-exec"), "{:?}", y.tags);
+}

@@ -18,14 +18,25 @@
 //!   `USER_END`, account management ...) → authentication / session / iam events;
 //! - any other keyed syscall → a `process` event named after [`vocabulary::syscall`].
 //!
+//! - records the kernel or a daemon sends beside (or without) a syscall — `LOGIN`,
+//!   `NETFILTER_CFG`, `ANOM_PROMISCUOUS`, `ANOM_ABEND`, `SERVICE_START`/`STOP` — are mapped
+//!   by their record type, with the process of the `SYSCALL` record when there is one;
+//! - `socket()` events emit nothing: they record each socket's type so that a later
+//!   `connect` on it knows its transport even when the process is gone ([`Skip::Context`]).
+//!
 //! Users: `user.*` is the login user (`auid`; the real uid when no login user is set),
 //! `user.effective.*` the effective uid and gid, names resolved. `tags[]` are the rule
 //! keys; `action.properties` keeps the raw fields of the main record.
+//!
+//! A normalizer is either live (the collector: names from the system, sizes and
+//! descriptors from the file system and `/proc`) or offline ([`Normalizer::offline`], for
+//! `agent replay`): then everything comes from the records alone.
 
 pub mod sockets;
 pub mod vocabulary;
 
 use std::borrow::Cow;
+use std::collections::HashMap;
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 
@@ -34,12 +45,32 @@ use agent_host::{FileHashes, UserNames};
 use serde_json::{Map, Value as Json};
 
 use crate::event::AuditEvent;
+use crate::msgtype;
 use crate::proctable::{ExecInfo, ProcTable, ProcessInfo};
 use crate::record::{AuditRecord, Value};
 use crate::sockaddr::SockAddr;
 
 /// `-EINPROGRESS`: a non-blocking connect that is still being established.
 const EINPROGRESS: i64 = -115;
+
+/// Tag of events whose executable was deleted while the process ran (the kernel's
+/// ` (deleted)` suffix is stripped from `process.executable`).
+pub const TAG_EXECUTABLE_DELETED: &str = "executable-deleted";
+/// Tags the normalizer adds to executions of interpreters found by name wherever they are
+/// installed (pyenv, venv, conda, /opt ...), beside the kernel rules' keys.
+pub const TAG_PYTHON: &str = "python-exec";
+/// See [`TAG_PYTHON`].
+pub const TAG_PERL: &str = "perl-exec";
+/// See [`TAG_PYTHON`]: `pip*` run as a script of a Python interpreter.
+pub const TAG_PACKAGE: &str = "package-install";
+
+/// Remembered `(device, inode)` → path entries (to name files that syscalls reach through a
+/// descriptor: `fchmod`, `fchown`, ...); the map is cleared when full.
+const MAX_INODE_PATHS: usize = 8192;
+/// Processes whose socket types are remembered; the map is cleared when full.
+const MAX_SOCKET_PIDS: usize = 8192;
+/// Sockets remembered per process (the oldest are forgotten first).
+const MAX_SOCKETS_PER_PID: usize = 64;
 
 /// The result of normalizing one audit event.
 #[derive(Debug, Clone, PartialEq)]
@@ -86,6 +117,20 @@ pub enum Skip {
     Unmapped,
     /// An event of an excluded process (the agent itself).
     OwnActivity,
+    /// An event that only feeds the state later events are built from (a `socket()` call
+    /// whose type a later `connect` on it needs).
+    Context,
+}
+
+impl Skip {
+    /// A short reason, as `agent replay` reports it.
+    pub fn reason(self) -> &'static str {
+        match self {
+            Skip::Unmapped => "unmapped",
+            Skip::OwnActivity => "own activity",
+            Skip::Context => "context for later events",
+        }
+    }
 }
 
 /// Maps audit events to dialect events; see the module documentation.
@@ -95,16 +140,41 @@ pub struct Normalizer {
     names: UserNames,
     proc_root: PathBuf,
     exclude_pid: Option<u32>,
+    live: bool,
+    inode_paths: HashMap<(String, u64), String>,
+    /// pid → (fd, transport) of the inet sockets it created, newest last.
+    sockets: HashMap<u32, Vec<(u64, &'static str)>>,
 }
 
 impl Normalizer {
-    /// A normalizer over a process table (see [`ProcTable::new`]).
+    /// A live normalizer over a process table (see [`ProcTable::new`]): user names come from
+    /// the system, file sizes and descriptors from the file system and `/proc`.
     pub fn new(procs: ProcTable) -> Self {
         Normalizer {
             procs,
             names: UserNames::new(),
             proc_root: PathBuf::from("/proc"),
             exclude_pid: None,
+            live: true,
+            inode_paths: HashMap::new(),
+            sockets: HashMap::new(),
+        }
+    }
+
+    /// A normalizer for recorded logs: nothing is read from this host (no user names, no
+    /// `stat`, no `/proc`): the events hold what the records hold. `procs` should be a
+    /// table that was not filled from this host's `/proc` (see
+    /// [`ProcTable::with_proc_root`] with an empty directory).
+    pub fn offline(procs: ProcTable) -> Self {
+        let none: agent_host::NameResolver = |_| None;
+        let ttl = std::time::Duration::from_secs(u64::from(u32::MAX));
+        Normalizer {
+            names: UserNames {
+                users: agent_host::IdNameCache::new(none, 1, ttl),
+                groups: agent_host::IdNameCache::new(none, 1, ttl),
+            },
+            live: false,
+            ..Normalizer::new(procs)
         }
     }
 
@@ -126,14 +196,20 @@ impl Normalizer {
             i64::try_from(ev.timestamp.secs).unwrap_or(i64::MAX),
             ev.timestamp.millis.saturating_mul(1_000_000),
         );
-        match ev.syscall() {
-            Some(sc) => {
-                let pid = sc.get_u64("pid").and_then(|p| u32::try_from(p).ok());
-                if pid.is_some() && pid == self.exclude_pid {
-                    return Err(Skip::OwnActivity);
-                }
-                self.syscall_event(ev, sc, ts)
-            }
+        let sc = ev.syscall();
+        let pid = sc
+            .and_then(|sc| sc.get_u64("pid"))
+            .and_then(|p| u32::try_from(p).ok());
+        if pid.is_some() && pid == self.exclude_pid {
+            return Err(Skip::OwnActivity);
+        }
+        // A record that says more than the syscall it came with: the `LOGIN` of a write to
+        // /proc/self/loginuid, the `NETFILTER_CFG` of an nft/iptables call, ...
+        if let Some(rec) = ev.records.iter().find(|r| is_record_event(r.record_type)) {
+            return self.record_event(ev, rec, sc, ts).ok_or(Skip::Unmapped);
+        }
+        match sc {
+            Some(sc) => self.syscall_event(ev, sc, ts),
             None => {
                 let rec = ev.records.first().ok_or(Skip::Unmapped)?;
                 self.user_space_event(rec, ts).ok_or(Skip::Unmapped)
@@ -155,6 +231,10 @@ impl Normalizer {
             .get_u64("pid")
             .and_then(|p| u32::try_from(p).ok())
             .unwrap_or(0);
+        if name == "socket" {
+            self.on_socket(sc, pid, exit);
+            return Err(Skip::Context);
+        }
         let vocab = vocabulary::syscall(name);
         let mut out = match name {
             "execve" | "execveat" if success => self.exec(ev, sc, pid, ts),
@@ -183,9 +263,69 @@ impl Normalizer {
             e.event.outcome = Outcome::Failure.as_str().to_owned();
         }
         e.user = self.users(sc);
-        e.tags = keys;
+        let mut tags = keys;
+        for t in std::mem::take(&mut e.tags) {
+            if !tags.contains(&t) {
+                tags.push(t);
+            }
+        }
+        e.tags = tags;
+        let extra = std::mem::take(&mut e.action.properties);
         e.action.properties = properties(sc);
+        e.action.properties.extend(extra);
+        // The old name of a rename: `file.Ext.original.*` is Elastic's extension, which an
+        // ECS-only intake drops; `labels` (ECS's own custom keyword pairs) and the raw
+        // properties keep it.
+        if !e.file.ext.original.path.is_empty() {
+            let old = Json::String(e.file.ext.original.path.clone());
+            e.action
+                .properties
+                .insert("original_path".to_owned(), old.clone());
+            e.other
+                .entry("labels".to_owned())
+                .or_insert_with(|| Json::Object(Map::new()))
+                .as_object_mut()
+                .map(|l| l.insert("original_path".to_owned(), old));
+        }
         Ok(out)
+    }
+
+    /// Remembers the transport of an inet socket the process just created.
+    fn on_socket(&mut self, sc: &AuditRecord, pid: u32, exit: Option<i64>) {
+        let hex = |k: &str| sc.raw(k).and_then(|a| u64::from_str_radix(a, 16).ok());
+        let (Some(family), Some(kind), Some(fd)) = (
+            hex("a0"),
+            hex("a1"),
+            exit.and_then(|x| u64::try_from(x).ok()),
+        ) else {
+            return;
+        };
+        // AF_INET, AF_INET6; SOCK_STREAM, SOCK_DGRAM (the type's low bits; the rest are
+        // SOCK_NONBLOCK / SOCK_CLOEXEC flags).
+        let transport = match (family, kind & 0xf) {
+            (2 | 10, 1) => "tcp",
+            (2 | 10, 2) => "udp",
+            _ => return,
+        };
+        if self.sockets.len() >= MAX_SOCKET_PIDS && !self.sockets.contains_key(&pid) {
+            self.sockets.clear();
+        }
+        let list = self.sockets.entry(pid).or_default();
+        list.retain(|&(f, _)| f != fd);
+        if list.len() >= MAX_SOCKETS_PER_PID {
+            list.remove(0);
+        }
+        list.push((fd, transport));
+    }
+
+    /// The transport of socket `fd` of `pid`, if its creation was seen.
+    fn socket_transport(&self, pid: u32, fd: u64) -> Option<&'static str> {
+        self.sockets
+            .get(&pid)?
+            .iter()
+            .rev()
+            .find(|&&(f, _)| f == fd)
+            .map(|&(_, t)| t)
     }
 
     /// `process.*` and `sekoiaio.process.*` of the acting process from the table, with
@@ -199,6 +339,9 @@ impl Normalizer {
         if let Some(info) = self.procs.get(pid) {
             fill_from_info(&mut p, info);
             e.sekoiaio.process.guid = info.guid.to_string();
+        }
+        if strip_deleted(&mut p.executable) {
+            e.tags.push(TAG_EXECUTABLE_DELETED.to_owned());
         }
         if p.name.is_empty() {
             p.name = base_name(&p.executable).to_owned();
@@ -241,7 +384,17 @@ impl Normalizer {
         self.acting_process(sc, pid, &mut e);
         // The event's own view wins over the table's (which may have truncated args).
         e.process.executable = exe.unwrap_or_default();
+        if strip_deleted(&mut e.process.executable)
+            && !e.tags.iter().any(|t| t == TAG_EXECUTABLE_DELETED)
+        {
+            e.tags.push(TAG_EXECUTABLE_DELETED.to_owned());
+        }
         e.process.name = base_name(&e.process.executable).to_owned();
+        e.tags.extend(
+            interpreter_tags(&e.process.name, &args)
+                .into_iter()
+                .map(str::to_owned),
+        );
         e.process.command_line = args.join(" ");
         e.process.args = args;
         if let Some(cwd) = ev.cwd() {
@@ -259,6 +412,7 @@ impl Normalizer {
             // exit_group(int): the low 32 bits, signed.
             .map(|a| i64::from(a as u32 as i32));
         self.procs.on_exit(pid);
+        self.sockets.remove(&pid);
         Normalized::Ready(e)
     }
 
@@ -293,8 +447,26 @@ impl Normalizer {
         };
         let mut local = Endpoint::default();
         let mut transport = transport;
+        let net_type = match addr {
+            SockAddr::Inet { .. } => "ipv4",
+            SockAddr::Inet6 { .. } => "ipv6",
+            _ => "",
+        };
         if transport.is_empty() {
-            if let Some(end) = fd.and_then(|fd| sockets::local_end(&self.proc_root, pid, fd)) {
+            // The socket's type as recorded at its creation (exact, even when the process
+            // is gone by now); an accepted socket is a connection-oriented one (TCP for
+            // inet families).
+            transport = fd
+                .and_then(|fd| self.socket_transport(pid, fd))
+                .or(inbound.then_some("tcp"))
+                .unwrap_or("");
+            // The local end is in no record: only the live socket has it.
+            let end = if self.live {
+                fd.and_then(|fd| sockets::local_end(&self.proc_root, pid, fd))
+            } else {
+                None
+            };
+            if let Some(end) = end {
                 local = ip_endpoint(end.ip, end.port);
                 transport = end.transport;
             }
@@ -309,6 +481,7 @@ impl Normalizer {
             .all(|ep| ep.ip.is_empty() || ep.ip.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback()))
             && !(source.ip.is_empty() && destination.ip.is_empty());
         let mut e = Event::network_connection(ts, source, destination, transport, inbound);
+        e.network.net_type = net_type.to_owned();
         if loopback {
             e.network.direction = "internal".to_owned();
         }
@@ -336,58 +509,110 @@ impl Normalizer {
     ) -> Option<Normalized> {
         let cwd = ev.cwd();
         let paths = ev.paths();
-        let by_type = |t: &str| {
+        for p in &paths {
+            self.remember_path(p, cwd.as_deref());
+        }
+        let of_type = |t: &str| -> Vec<&AuditRecord> {
             paths
                 .iter()
-                .rev()
-                .find(|p| p.raw("nametype") == Some(t))
+                .filter(|p| name_type(p) == Some(t))
                 .copied()
+                .collect()
         };
+        let last_of = |t: &str| of_type(t).last().copied();
         let success = sc.raw("success") != Some("no");
+        let hex = |k: &str| sc.raw(k).and_then(|a| u64::from_str_radix(a, 16).ok());
         let mut hash = false;
+        let mut created = false;
         let (mut e, rec) = match name {
             "rename" | "renameat" | "renameat2" => {
-                let from = by_type("DELETE")?;
-                let to = by_type("CREATE")?;
-                let from_path = abs_path(from, cwd.as_deref());
-                let file = self.file_info(to, cwd.as_deref());
+                // PATH records in order: the two parent directories, the old name
+                // (DELETE), the replaced target if the new name existed (DELETE, another
+                // inode), then the new name (CREATE, the moved inode).
+                let to = last_of("CREATE")?;
+                let deletes = of_type("DELETE");
+                let from = deletes
+                    .iter()
+                    .find(|d| d.raw("inode").is_some() && d.raw("inode") == to.raw("inode"))
+                    .or_else(|| deletes.first())
+                    .copied()?;
+                let from_path = self.path_of(from, cwd.as_deref(), pid, None);
+                let file = self.file_info(to, cwd.as_deref(), pid, None);
                 hash = true;
-                (Event::file_renamed(ts, &from_path, file), to)
+                let mut e = Event::file_renamed(ts, &from_path, file);
+                if let Some(replaced) = deletes.iter().find(|d| {
+                    !std::ptr::eq(**d, from)
+                        && d.raw("name").is_some()
+                        && d.raw("name") == to.raw("name")
+                }) {
+                    if let Some(ino) = replaced.raw("inode") {
+                        e.action
+                            .properties
+                            .insert("replaced_inode".to_owned(), Json::String(ino.to_owned()));
+                    }
+                }
+                (e, to)
             }
             "unlink" | "unlinkat" | "rmdir" => {
-                let p = by_type("DELETE")?;
+                let p = last_of("DELETE")?;
                 (
-                    Event::file_deleted(ts, self.file_info(p, cwd.as_deref())),
+                    Event::file_deleted(ts, self.file_info(p, cwd.as_deref(), pid, None)),
                     p,
                 )
             }
             "mkdir" | "mkdirat" => {
-                let p = by_type("CREATE")?;
-                (
-                    Event::directory_created(ts, self.file_info(p, cwd.as_deref())),
-                    p,
-                )
+                let p = last_of("CREATE")?;
+                created = true;
+                let mut e =
+                    Event::directory_created(ts, self.file_info(p, cwd.as_deref(), pid, None));
+                e.event.action = vocabulary::DIRECTORY_CREATED.to_owned();
+                (e, p)
             }
             _ => {
                 let vocab = vocabulary::syscall(name)?;
-                if let Some(p) = by_type("CREATE") {
+                // Calls through a descriptor name no path: `fchmod(fd)`, `fchown(fd)`, ...
+                let fd = matches!(
+                    name,
+                    "fchmod" | "fchown" | "fsetxattr" | "fremovexattr" | "ftruncate" | "fallocate"
+                )
+                .then(|| hex("a0"))
+                .flatten();
+                if let Some(p) = last_of("CREATE") {
                     hash = true;
-                    let mut e = Event::file_created(ts, self.file_info(p, cwd.as_deref()));
+                    created = true;
+                    let mut e = Event::file_created(ts, self.file_info(p, cwd.as_deref(), pid, fd));
                     if vocab.action != "opened-file" {
                         e.event.action = vocab.action.to_owned();
                         e.event.code = None;
+                        e.event.category = strings(vocab.category);
+                        e.event.types = strings(vocab.types);
                     }
                     (e, p)
                 } else {
-                    let p = by_type("NORMAL").or_else(|| paths.last().copied())?;
-                    let mut e = Event::file_changed(ts, self.file_info(p, cwd.as_deref()));
+                    let p = last_of("NORMAL").or_else(|| paths.last().copied())?;
+                    let mut e = Event::file_changed(ts, self.file_info(p, cwd.as_deref(), pid, fd));
                     e.event.action = vocab.action.to_owned();
+                    e.event.category = strings(vocab.category);
+                    e.event.types = strings(vocab.types);
                     // An open for writing (what a `-p w` watch reports) is a change.
+                    if vocab.action == "opened-file" {
+                        e.event.types = Strings::from(["change"]);
+                    }
                     hash = vocab.action == "opened-file";
                     (e, p)
                 }
             }
         };
+        if success {
+            apply_new_attributes(&mut e.file, name, &hex, &mut self.names);
+        }
+        if created {
+            // The file came into being with this call: its creation time is the event's.
+            e.file.created = ts.to_string();
+        }
+        if self.live && success && !e.file.path.is_empty() && name_type(rec) != Some("DELETE") {
+            self.stat_after(&mut e.file, rec, created);
+        }
         self.acting_process(sc, pid, &mut e);
         let regular = rec.raw("mode").is_some_and(|m| m.starts_with("010"));
         if hash && success && !e.file.path.is_empty() && (regular || rec.raw("mode").is_none()) {
@@ -397,8 +622,82 @@ impl Normalizer {
         Some(Normalized::Ready(e))
     }
 
-    fn file_info(&mut self, p: &AuditRecord, cwd: Option<&str>) -> File {
-        let mut f = File::from_path(&abs_path(p, cwd));
+    /// `file.size` (and `file.created` from the birth time, when the file system keeps one)
+    /// from a `stat` when the event is read — only if the path still leads to the inode the
+    /// event names, so a file replaced since then does not lend its values.
+    fn stat_after(&self, f: &mut File, rec: &AuditRecord, created: bool) {
+        let Ok(meta) = std::fs::symlink_metadata(&f.path) else {
+            return;
+        };
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::MetadataExt;
+            if rec.get_u64("inode").is_some_and(|ino| ino != meta.ino()) {
+                return;
+            }
+        }
+        if meta.is_file() {
+            f.size = Some(meta.len());
+        }
+        if !created {
+            if let Ok(t) = meta.created() {
+                if let Ok(d) = t.duration_since(std::time::UNIX_EPOCH) {
+                    let ts = Timestamp::from_unix(
+                        i64::try_from(d.as_secs()).unwrap_or(i64::MAX),
+                        d.subsec_millis() * 1_000_000,
+                    );
+                    f.created = ts.to_string();
+                }
+            }
+        }
+    }
+
+    /// Remembers which path a `(device, inode)` was last seen under.
+    fn remember_path(&mut self, p: &AuditRecord, cwd: Option<&str>) {
+        let (Some(dev), Some(ino), Some(name)) = (p.raw("dev"), p.get_u64("inode"), named(p))
+        else {
+            return;
+        };
+        if name_type(p) == Some("PARENT") || name_type(p) == Some("DELETE") {
+            return;
+        }
+        let path = join_cwd(&name, cwd);
+        if self.inode_paths.len() >= MAX_INODE_PATHS {
+            self.inode_paths.clear();
+        }
+        self.inode_paths.insert((dev.to_owned(), ino), path);
+    }
+
+    /// The absolute path of a `PATH` record. A record without a name (`name=(null)`: the
+    /// call reached the file through descriptor `fd`) is named after the path the same inode
+    /// was last seen under, else (live) `/proc/PID/fd/FD`; else no path.
+    fn path_of(&self, p: &AuditRecord, cwd: Option<&str>, pid: u32, fd: Option<u64>) -> String {
+        if let Some(name) = named(p) {
+            return join_cwd(&name, cwd);
+        }
+        if let (Some(dev), Some(ino)) = (p.raw("dev"), p.get_u64("inode")) {
+            if let Some(path) = self.inode_paths.get(&(dev.to_owned(), ino)) {
+                return path.clone();
+            }
+        }
+        if let (true, Some(fd)) = (self.live, fd) {
+            if let Ok(target) = std::fs::read_link(self.proc_root.join(format!("{pid}/fd/{fd}"))) {
+                let t = target.to_string_lossy();
+                if t.starts_with('/') {
+                    return t.strip_suffix(" (deleted)").unwrap_or(&t).to_owned();
+                }
+            }
+        }
+        String::new()
+    }
+
+    fn file_info(&mut self, p: &AuditRecord, cwd: Option<&str>, pid: u32, fd: Option<u64>) -> File {
+        let path = self.path_of(p, cwd, pid, fd);
+        let mut f = if path.is_empty() {
+            File::default()
+        } else {
+            File::from_path(&path)
+        };
         if let Some(ino) = p.raw("inode") {
             f.inode = ino.to_owned();
         }
@@ -492,32 +791,79 @@ impl Normalizer {
         u
     }
 
+    /// The account a user-space record acts upon: `acct=` (a name), else `id=` (a uid);
+    /// with the uid too when both are known.
+    fn target_account(&mut self, r: &AuditRecord) -> Option<User> {
+        // `id=` is a uid (shadow-utils write `op=adding user id=1001`); the parser only
+        // types the well-known id fields, so read the number here.
+        let id = r
+            .get_id("id")
+            .flatten()
+            .or_else(|| r.raw("id").and_then(|v| v.parse::<u32>().ok()));
+        let acct = r
+            .get("acct")
+            .filter(|a| a != "?" && !a.is_empty())
+            .map(Cow::into_owned);
+        match (acct, id) {
+            (Some(name), Some(uid)) => Some(User {
+                name,
+                ..self.user(uid, None)
+            }),
+            (Some(name), None) => Some(User {
+                name,
+                ..User::default()
+            }),
+            (None, Some(uid)) => {
+                let mut u = self.user(uid, None);
+                if u.name.is_empty() {
+                    u.name = self.account_from_command_line(r).unwrap_or_default();
+                }
+                Some(u)
+            }
+            (None, None) => None,
+        }
+    }
+
+    /// The login a shadow-utils tool acts upon, from its command line (`useradd [options]
+    /// LOGIN`: the last argument). Needed for `ADD_USER`, which names only the new uid and
+    /// is sent before the tool writes `/etc/passwd`, so the uid has no name yet.
+    fn account_from_command_line(&mut self, r: &AuditRecord) -> Option<String> {
+        let exe = r.get("exe")?;
+        if !matches!(
+            base_name(&exe),
+            "useradd" | "usermod" | "userdel" | "newusers"
+        ) {
+            return None;
+        }
+        let pid = u32::try_from(r.get_u64("pid")?).ok()?;
+        let info = self.procs.get(pid)?;
+        let last = info.args.last()?;
+        (info.args.len() > 1 && !last.starts_with('-')).then(|| last.clone())
+    }
+
+    /// The acting user of a user-space record: the login user (`auid`) when set, else the
+    /// real uid of the process that wrote it (a daemon, or `su` started outside a login).
+    fn actor(&mut self, r: &AuditRecord) -> User {
+        let id = |k: &str| r.get_id(k).flatten();
+        match id("auid").or_else(|| id("uid")) {
+            Some(uid) => self.user(uid, None),
+            None => User::default(),
+        }
+    }
+
     /// Authentication, session and account events from user-space records.
     fn user_space_event(&mut self, r: &AuditRecord, ts: Timestamp) -> Option<Normalized> {
         let vocab = vocabulary::record_type(&r.type_name())?;
-        let outcome = match r.raw("res").map(|s| s.trim_matches('\'')) {
-            Some("success" | "yes" | "1") => Outcome::Success,
-            Some("failed" | "no" | "0") => Outcome::Failure,
-            _ => Outcome::Unknown,
-        };
-        let id = |k: &str| r.get_id(k).flatten();
-        // The account acted upon: `acct` (a name), else `id` (a uid), else the real uid.
-        let account = match (r.get("acct"), id("id")) {
-            (Some(a), _) if a != "?" && !a.is_empty() => {
-                let name = a.into_owned();
-                Some(User {
-                    name,
-                    ..User::default()
-                })
-            }
-            (_, Some(uid)) => Some(self.user(uid, None)),
-            _ => id("uid").map(|uid| self.user(uid, None)),
-        };
-        let mut user = match id("auid") {
-            Some(auid) => self.user(auid, None),
-            None => account.clone().unwrap_or_default(),
-        };
-        user.effective = account.map(Box::new);
+        let outcome = outcome_of(r);
+        // The actor in `user.*`; the account acted upon in `user.effective` (as the
+        // dialect's Linux samples carry it) and, for account management, in `user.target`
+        // (ECS's field for the user an IAM action was aimed at).
+        let target = self.target_account(r);
+        let mut user = self.actor(r);
+        if vocab.category == ["iam"] {
+            user.target = target.clone().map(Box::new);
+        }
+        user.effective = target.map(Box::new);
         let mut e = Event::authentication(ts, vocab.action, outcome, user);
         e.event.category = strings(vocab.category);
         e.event.types = strings(vocab.types);
@@ -540,9 +886,114 @@ impl Normalizer {
             }
             .to_owned();
         }
+        if let Some(tag) = vocabulary::record_tag(&r.type_name()) {
+            e.tags.push(tag.to_owned());
+        }
         e.action.properties = properties(r);
         Some(Normalized::Ready(e))
     }
+
+    /// Events named by a record the kernel writes beside a syscall (or alone): `LOGIN`,
+    /// `NETFILTER_CFG`, `ANOM_PROMISCUOUS`, `ANOM_ABEND`; user-space ones
+    /// (`SERVICE_START`, ...) go through [`Self::user_space_event`].
+    fn record_event(
+        &mut self,
+        ev: &AuditEvent,
+        rec: &AuditRecord,
+        sc: Option<&AuditRecord>,
+        ts: Timestamp,
+    ) -> Option<Normalized> {
+        let type_name = rec.type_name();
+        let vocab = vocabulary::record_type(&type_name)?;
+        if msgtype::is_standalone(rec.record_type) {
+            return self.user_space_event(rec, ts);
+        }
+        let mut e = Event::at(ts);
+        e.event.provider = agent_event::PROVIDER.to_owned();
+        e.event.action = vocab.action.to_owned();
+        e.event.category = strings(vocab.category);
+        e.event.types = strings(vocab.types);
+        e.event.outcome = match (outcome_of(rec), sc) {
+            // No `res=` (NETFILTER_CFG, ANOM_PROMISCUOUS): the syscall's result says it.
+            (Outcome::Unknown, Some(sc)) if sc.raw("success") == Some("no") => Outcome::Failure,
+            (Outcome::Unknown, Some(_)) => Outcome::Success,
+            (o, _) => o,
+        }
+        .as_str()
+        .to_owned();
+        let pid = rec
+            .get_u64("pid")
+            .or_else(|| sc.and_then(|sc| sc.get_u64("pid")))
+            .and_then(|p| u32::try_from(p).ok());
+        match (sc, pid) {
+            (Some(sc), Some(pid)) => self.acting_process(sc, pid, &mut e),
+            (None, Some(pid)) => self.acting_process(rec, pid, &mut e),
+            _ => {}
+        }
+        if type_name == "LOGIN" {
+            // The process (uid) set its login uid: the actor is the uid, the new login
+            // user is `user.effective` (as in the dialect's `linux_auth2` sample).
+            let id = |k: &str| rec.get_id(k).flatten();
+            let mut user = match id("uid") {
+                Some(uid) => self.user(uid, None),
+                None => User::default(),
+            };
+            user.effective = id("auid").map(|a| Box::new(self.user(a, None)));
+            e.user = user;
+        } else {
+            e.user = match sc {
+                Some(sc) => self.users(sc),
+                None => self.users(rec),
+            };
+        }
+        if type_name == "ANOM_ABEND" {
+            // The process ended on a signal: the record names it, maybe nothing else does.
+            e.process.exit_code = rec
+                .get_u64("sig")
+                .and_then(|s| i64::try_from(s).ok())
+                .map(|s| -s);
+        }
+        let mut tags = ev.keys();
+        if let Some(tag) = vocabulary::record_tag(&type_name) {
+            tags.push(tag.to_owned());
+        }
+        for t in std::mem::take(&mut e.tags) {
+            if !tags.contains(&t) {
+                tags.push(t);
+            }
+        }
+        e.tags = tags;
+        let mut props = properties(rec);
+        if let Some(sc) = sc {
+            for (k, v) in properties(sc) {
+                props.entry(k).or_insert(v);
+            }
+        }
+        e.action.properties = props;
+        Some(Normalized::Ready(e))
+    }
+}
+
+/// `event.outcome` of a record's `res=`.
+fn outcome_of(r: &AuditRecord) -> Outcome {
+    match r.raw("res").map(|s| s.trim_matches('\'')) {
+        Some("success" | "yes" | "1") => Outcome::Success,
+        Some("failed" | "no" | "0") => Outcome::Failure,
+        _ => Outcome::Unknown,
+    }
+}
+
+/// Record types that make an event of their own, even beside a `SYSCALL` record.
+fn is_record_event(t: u16) -> bool {
+    matches!(
+        t,
+        msgtype::AUDIT_LOGIN
+            | msgtype::AUDIT_NETFILTER_CFG
+            | msgtype::AUDIT_ANOM_PROMISCUOUS
+            | msgtype::AUDIT_ANOM_ABEND
+            | msgtype::AUDIT_SERVICE_START
+            | msgtype::AUDIT_SERVICE_STOP
+    )
 }
 
 fn strings(s: &[&str]) -> Strings {
@@ -573,25 +1024,111 @@ fn fill_from_info(p: &mut Process, info: &ProcessInfo) {
 }
 
 fn parent_process(info: &ProcessInfo) -> Process {
+    let mut executable = info.exe.clone().unwrap_or_default();
+    strip_deleted(&mut executable);
     Process {
         pid: Some(info.pid),
-        executable: info.exe.clone().unwrap_or_default(),
+        executable,
         name: info.name().unwrap_or_default().to_owned(),
         command_line: info.command_line(),
         ..Process::default()
     }
 }
 
-/// A `PATH` record's name, absolute: relative names are joined to the `CWD`.
-fn abs_path(p: &AuditRecord, cwd: Option<&str>) -> String {
-    let name = p.get("name").map(Cow::into_owned).unwrap_or_default();
+/// A `PATH` record's name, if it has one (`name=(null)` has none).
+fn named(p: &AuditRecord) -> Option<String> {
+    let f = p.field("name")?;
+    if *f.value == Value::Null || f.raw.is_empty() {
+        return None;
+    }
+    Some(f.text().into_owned())
+}
+
+/// A name made absolute: relative names are joined to the `CWD`.
+fn join_cwd(name: &str, cwd: Option<&str>) -> String {
     match cwd {
         Some(cwd) if !name.starts_with('/') && !name.is_empty() => Path::new(cwd)
             .join(name.trim_start_matches("./"))
             .to_string_lossy()
             .into_owned(),
-        _ => name,
+        _ => name.to_owned(),
     }
+}
+
+/// A `PATH` record's role: `nametype=` (kernels since 3.?) or `objtype=` (RHEL 6/7's
+/// kernels and others of that age write the same values under this name).
+fn name_type(p: &AuditRecord) -> Option<&str> {
+    p.raw("nametype").or_else(|| p.raw("objtype"))
+}
+
+/// Mode, owner and group as a successful chmod/chown left them (the `PATH` record holds the
+/// values from before the call): the new values are the call's arguments.
+fn apply_new_attributes(
+    f: &mut File,
+    syscall: &str,
+    hex: &dyn Fn(&str) -> Option<u64>,
+    names: &mut UserNames,
+) {
+    let mode_arg = match syscall {
+        "chmod" | "fchmod" => hex("a1"),
+        "fchmodat" => hex("a2"),
+        _ => None,
+    };
+    if let Some(m) = mode_arg {
+        f.mode = format!("{:04o}", m & 0o7777);
+    }
+    let (uid, gid) = match syscall {
+        "chown" | "fchown" | "lchown" => (hex("a1"), hex("a2")),
+        "fchownat" => (hex("a2"), hex("a3")),
+        _ => (None, None),
+    };
+    // -1 (as a 32-bit id) leaves that id unchanged.
+    let id = |v: Option<u64>| {
+        v.map(|v| (v & 0xffff_ffff) as u32)
+            .filter(|&v| v != u32::MAX)
+    };
+    if let Some(uid) = id(uid) {
+        f.owner = names
+            .user(uid)
+            .map_or_else(|| uid.to_string(), |n| n.to_string());
+    }
+    if let Some(gid) = id(gid) {
+        f.group = names
+            .group(gid)
+            .map_or_else(|| gid.to_string(), |n| n.to_string());
+    }
+}
+
+/// Removes the kernel's ` (deleted)` suffix of an executable deleted while it ran; true if
+/// there was one.
+fn strip_deleted(exe: &mut String) -> bool {
+    match exe.strip_suffix(" (deleted)") {
+        Some(s) => {
+            let len = s.len();
+            exe.truncate(len);
+            true
+        }
+        None => false,
+    }
+}
+
+/// Tags for executions of interpreters by file name, wherever the binary is installed:
+/// `python*` → python-exec, `perl`/`perl5*` → perl-exec, and `pip*` run as a Python script
+/// (`python .../pip install`) → package-install too.
+fn interpreter_tags(name: &str, args: &[String]) -> Vec<&'static str> {
+    let mut tags = Vec::new();
+    let pip = |a: &String| base_name(a).starts_with("pip");
+    if name.starts_with("python") {
+        tags.push(TAG_PYTHON);
+        if args.iter().skip(1).take(2).any(pip) {
+            tags.push(TAG_PACKAGE);
+        }
+    } else if name.starts_with("pip") {
+        tags.push(TAG_PACKAGE);
+    } else if name == "perl" || name.starts_with("perl5") {
+        tags.push(TAG_PERL);
+    }
+    tags
 }
 
 /// The raw fields of a record as text, with `arch` and `syscall` named. Fields the event

@@ -222,12 +222,49 @@ fn vocabulary_matches_the_reference_normalizations() {
             }
         }
     }
-    for s in vocabulary::SYSCALLS {
+    for s in vocabulary::SYSCALLS
+        .iter()
+        .chain(vocabulary::EXTENSIONS.iter().map(|e| &e.0))
+    {
         let v = vocabulary::syscall(s).unwrap();
-        assert_eq!(Some(&v.action.to_owned()), actions.get(*s), "{s}");
+        let expected = match vocabulary::DEVIATIONS.iter().find(|d| d.0 == *s) {
+            Some(&(_, table, ours)) => {
+                assert_eq!(actions.get(*s).map(String::as_str), Some(table), "{s}");
+                ours.to_owned()
+            }
+            None => {
+                let of = vocabulary::EXTENSIONS
+                    .iter()
+                    .find(|e| e.0 == *s)
+                    .map_or(*s, |e| e.1);
+                actions[of].clone()
+            }
+        };
+        assert_eq!(v.action, expected, "{s}");
     }
     for t in vocabulary::RECORD_TYPES {
         let v = vocabulary::record_type(t).unwrap();
         assert_eq!(Some(&v.action.to_owned()), actions.get(*t), "{t}");
     }
+}
+
+#[test]
+fn old_kernels_objtype_is_read_like_nametype() {
+    let mut n = normalizer();
+    let ev = event(&[
+        r#"type=SYSCALL msg=audit(1700000000.000:21): arch=c000003e syscall=82 success=yes exit=0 a0=7ffd a1=7ffe a2=0 a3=0 items=5 ppid=1 pid=201 auid=4294967295 uid=0 gid=0 euid=0 suid=0 fsuid=0 egid=0 sgid=0 fsgid=0 tty=(none) ses=4294967295 comm="mv" exe="/bin/mv" key="watch""#,
+        r#"type=CWD msg=audit(1700000000.000:21):  cwd="/etc""#,
+        r#"type=PATH msg=audit(1700000000.000:21): item=0 name="/etc/" inode=1 dev=08:01 mode=040755 ouid=0 ogid=0 rdev=00:00 objtype=PARENT"#,
+        r#"type=PATH msg=audit(1700000000.000:21): item=1 name="/etc/" inode=1 dev=08:01 mode=040755 ouid=0 ogid=0 rdev=00:00 objtype=PARENT"#,
+        r#"type=PATH msg=audit(1700000000.000:21): item=2 name="passwd+" inode=7 dev=08:01 mode=0100644 ouid=0 ogid=0 rdev=00:00 objtype=DELETE"#,
+        r#"type=PATH msg=audit(1700000000.000:21): item=3 name="passwd" inode=6 dev=08:01 mode=0100644 ouid=0 ogid=0 rdev=00:00 objtype=DELETE"#,
+        r#"type=PATH msg=audit(1700000000.000:21): item=4 name="passwd" inode=7 dev=08:01 mode=0100644 ouid=0 ogid=0 rdev=00:00 objtype=CREATE"#,
+        "type=EOE msg=audit(1700000000.000:21): ",
+    ]);
+    let e = n.normalize(&ev).unwrap().into_event();
+    assert_eq!(e.event.action, "renamed");
+    assert_eq!(e.file.path, "/etc/passwd");
+    assert_eq!(e.file.inode, "7");
+    assert_eq!(e.file.ext.original.path, "/etc/passwd+");
+    assert_eq!(e.action.properties["replaced_inode"], "6");
 }

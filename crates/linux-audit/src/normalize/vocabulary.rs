@@ -31,6 +31,18 @@ const NETWORK: &[&str] = &["network"];
 const AUTH: &[&str] = &["authentication"];
 const SESSION: &[&str] = &["session"];
 const IAM: &[&str] = &["iam"];
+const HOST: &[&str] = &["host"];
+
+/// `event.action` of `mkdir`: the dialect's (and DESIGN's) `directory-created`, where the
+/// reference table says `created-directory` — the one deliberate deviation from it.
+pub const DIRECTORY_CREATED: &str = "directory-created";
+
+/// Actions where the dialect deliberately differs from the reference table:
+/// `(name in the table, table's action, ours)`.
+pub const DEVIATIONS: &[(&str, &str, &str)] = &[
+    ("mkdir", "created-directory", DIRECTORY_CREATED),
+    ("mkdirat", "created-directory", DIRECTORY_CREATED),
+];
 
 /// Syscall name → vocabulary. Syscalls not listed are `process` / `info` with the syscall
 /// name as the action (the YAML's catch-all has no action).
@@ -48,7 +60,13 @@ pub fn syscall(name: &str) -> Option<Vocab> {
         "chown" | "fchown" | "fchownat" | "lchown" => {
             v("changed-file-ownership-of", FILE, &["change"])
         }
-        "mkdir" | "mkdirat" => v("created-directory", FILE, &["creation"]),
+        "mkdir" | "mkdirat" => v(DIRECTORY_CREATED, FILE, &["creation"]),
+        "mount" | "move_mount" => v("mounted", FILE, &["creation"]),
+        "umount" | "umount2" => v("unmounted", FILE, &["deletion"]),
+        "settimeofday" | "clock_settime" | "stime" | "adjtimex" | "clock_adjtime" => {
+            v("changed-system-time", HOST, &["change"])
+        }
+        "sethostname" | "setdomainname" => v("changed-system-name", HOST, &["change"]),
         "rename" | "renameat" | "renameat2" => v("renamed", FILE, &["change"]),
         "link" | "linkat" => v("linked", FILE, &["creation"]),
         "symlink" | "symlinkat" => v("symlinked", FILE, &["creation"]),
@@ -101,9 +119,38 @@ pub fn record_type(name: &str) -> Option<Vocab> {
         "GRP_MGMT" => v("modified-group-account", IAM, &["group", "change"]),
         "ACCT_LOCK" => v("locked-account", IAM, &["user", "info"]),
         "ACCT_UNLOCK" => v("unlocked-account", IAM, &["user", "info"]),
+        "GRP_CHAUTHTOK" => v("changed-group-password", IAM, &["group", "change"]),
+        "SERVICE_START" => v("started-service", PROCESS, &["start"]),
+        "SERVICE_STOP" => v("stopped-service", PROCESS, &["end"]),
+        "NETFILTER_CFG" => v("loaded-firewall-rule-to", &["configuration"], &["change"]),
+        "ANOM_PROMISCUOUS" => v(
+            "changed-promiscuous-mode-on-device",
+            &["intrusion_detection"],
+            &["info", "change"],
+        ),
+        "ANOM_ABEND" => v(
+            "crashed-program",
+            &["process", "intrusion_detection"],
+            &["end", "info"],
+        ),
         _ => return None,
     })
 }
+
+/// The tag the normalizer gives events of record types that no rule selects (the kernel or
+/// a daemon sends them whenever auditing is on), so they can be filtered like rule keys.
+pub fn record_tag(name: &str) -> Option<&'static str> {
+    Some(match name {
+        "SERVICE_START" | "SERVICE_STOP" => "service-change",
+        "NETFILTER_CFG" => "firewall-change",
+        "ANOM_PROMISCUOUS" => "promiscuous-mode",
+        "ANOM_ABEND" => "process-crash",
+        _ => return None,
+    })
+}
+
+/// Syscalls mapped beyond the reference table's own list, with the table entry they follow.
+pub const EXTENSIONS: &[(&str, &str)] = &[("move_mount", "mount")];
 
 /// Syscall names the table knows (for the consistency test).
 #[cfg(test)]
@@ -132,6 +179,16 @@ pub(crate) const SYSCALLS: &[&str] = &[
     "lchown",
     "mkdir",
     "mkdirat",
+    "mount",
+    "umount",
+    "umount2",
+    "settimeofday",
+    "clock_settime",
+    "stime",
+    "adjtimex",
+    "clock_adjtime",
+    "sethostname",
+    "setdomainname",
     "rename",
     "renameat",
     "renameat2",
@@ -200,4 +257,10 @@ pub(crate) const RECORD_TYPES: &[&str] = &[
     "GRP_MGMT",
     "ACCT_LOCK",
     "ACCT_UNLOCK",
+    "GRP_CHAUTHTOK",
+    "SERVICE_START",
+    "SERVICE_STOP",
+    "NETFILTER_CFG",
+    "ANOM_PROMISCUOUS",
+    "ANOM_ABEND",
 ];
