@@ -37,6 +37,7 @@ enum Command {
     Config(cmd::config::ConfigArgs),
     Service(cmd::service::ServiceArgs),
     Status(cmd::status::StatusArgs),
+    Replay(cmd::replay::ReplayArgs),
 }
 
 /// `v<semver>+<git sha>`, or `v<semver>` when built outside git.
@@ -101,5 +102,6 @@ fn main() -> ExitCode {
         Some(Command::Config(args)) => args.run(),
         Some(Command::Service(args)) => args.run(),
         Some(Command::Status(args)) => args.run(),
+        Some(Command::Replay(args)) => args.run(),
     }
 }

@@ -2,6 +2,7 @@
 
 pub mod config;
 pub mod install;
+pub mod replay;
 pub mod run;
 pub mod service;
 pub mod status;

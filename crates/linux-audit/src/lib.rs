@@ -7,6 +7,8 @@
 //! - `netlink` (Linux only): the kernel audit protocol (status, rules, records).
 //! - `session` (Linux only): load our rules, receive events, restore everything on stop.
 //! - [`proctable`]: processes behind the pids of events.
+//! - [`normalize`]: audit events → endpoint-dialect events.
+//! - [`replay`]: a recorded audit log → the events the collector would emit.
 //!
 //! ```no_run
 //! # #[cfg(target_os = "linux")]
@@ -39,6 +41,7 @@ pub mod normalize;
 pub mod proctable;
 pub mod reassembly;
 pub mod record;
+pub mod replay;
 pub mod rule;
 #[cfg(target_os = "linux")]
 pub mod session;
