@@ -7,7 +7,9 @@
 //!   skipped and reported in [`Collector::skipped_rules`] instead of failing the start.
 //!   Control lines (`-D`, `-b`, `-e` ...) are skipped too: the session owns that state.
 //!   If the kernel still refuses a rule at start, each rule is tried alone (added and at
-//!   once deleted), the refused ones are skipped, and the session starts with the rest.
+//!   once deleted), the refused ones are skipped, and the session starts with the rest. A
+//!   rule refused for its `saddr_fam` field (kernels before 5.3) is loaded without it
+//!   instead ([`Collector::degraded_rules`]).
 //! - The agent's own activity: the session loads `-a never,exit -F pid=<own pid>` before
 //!   every other rule (`SessionConfig::exclude_self` is forced on), so neither the hashing
 //!   reads nor the agent's network traffic produce events; the normalizer also drops any
@@ -180,6 +182,7 @@ pub struct Collector {
     report: Arc<agent_pipeline::Report>,
     thread: Option<JoinHandle<Result<(), NetlinkError>>>,
     skipped: Vec<SkippedRule>,
+    degraded: Vec<SkippedRule>,
     loaded: usize,
 }
 
@@ -189,8 +192,9 @@ pub fn compile_rules(text: &str, arch: Arch) -> (Vec<RuleData>, Vec<SkippedRule>
     (rules.into_iter().map(|(_, data)| data).collect(), skipped)
 }
 
-/// [`compile_rules`], keeping each rule's line and text for later reports.
-fn compile_lines(text: &str, arch: Arch) -> (Vec<(SkippedRule, RuleData)>, Vec<SkippedRule>) {
+/// [`compile_rules`], keeping each rule's line and text for later reports (the reason of a
+/// compiled rule is empty).
+pub fn compile_lines(text: &str, arch: Arch) -> (Vec<(SkippedRule, RuleData)>, Vec<SkippedRule>) {
     let mut rules = Vec::new();
     let mut skipped = Vec::new();
     for (i, line) in text.lines().enumerate() {
@@ -255,33 +259,95 @@ fn missing_watch_parent(tokens: &[String]) -> Option<PathBuf> {
     })
 }
 
+/// `AUDIT_SADDR_FAM`: the socket address family field (Linux 5.3+, auditctl 3.0+).
+const FIELD_SADDR_FAM: u32 = 113;
+
+/// Adds and removes rules on the kernel; the real one is the audit socket, tests can
+/// refuse what an old kernel would.
+pub trait RuleLoader {
+    /// Adds a rule.
+    fn add_rule(&mut self, rule: &RuleData) -> Result<(), NetlinkError>;
+    /// Deletes a rule.
+    fn delete_rule(&mut self, rule: &RuleData) -> Result<(), NetlinkError>;
+}
+
+impl RuleLoader for crate::netlink::AuditSocket {
+    fn add_rule(&mut self, rule: &RuleData) -> Result<(), NetlinkError> {
+        crate::netlink::AuditSocket::add_rule(self, rule)
+    }
+    fn delete_rule(&mut self, rule: &RuleData) -> Result<(), NetlinkError> {
+        crate::netlink::AuditSocket::delete_rule(self, rule)
+    }
+}
+
+/// `text` without its `-F saddr_fam=N` comparisons, compiled for `arch`.
+fn without_saddr_fam(text: &str, arch: Arch) -> Option<RuleData> {
+    let tokens = split_args(text).ok()?;
+    let mut kept: Vec<String> = Vec::with_capacity(tokens.len());
+    let mut it = tokens.into_iter().peekable();
+    while let Some(t) = it.next() {
+        if t == "-F" && it.peek().is_some_and(|f| f.starts_with("saddr_fam")) {
+            it.next();
+            continue;
+        }
+        kept.push(if t.contains(char::is_whitespace) {
+            format!("\"{t}\"")
+        } else {
+            t
+        });
+    }
+    compile(&kept.join(" "), arch).ok()
+}
+
 /// Tries each rule alone on the kernel (adding then at once deleting it) and removes from
-/// `rules` those the kernel refuses, returned as skipped. Only run after a start failed, so
-/// the common path never adds a rule twice.
-fn probe_rules(
+/// `rules` those the kernel refuses, returned as skipped. A rule refused because of its
+/// `saddr_fam` field (kernels before 5.3, such as RHEL/CentOS 7's 3.10) is retried without
+/// it — more events (unix and netlink sockets too) rather than none — and the duplicate
+/// that leaves (the IPv4 and IPv6 rules differ only by that field) is dropped. Only run
+/// after a start failed, so the common path never adds a rule twice.
+pub fn probe_rules(
+    loader: &mut dyn RuleLoader,
     rules: &mut Vec<(SkippedRule, RuleData)>,
+    arch: Arch,
 ) -> Result<Vec<SkippedRule>, CollectorError> {
-    let mut sock = crate::netlink::AuditSocket::open()?;
     let mut refused = Vec::new();
-    let mut kept = Vec::new();
+    let mut kept: Vec<(SkippedRule, RuleData)> = Vec::new();
     for (mut info, data) in rules.drain(..) {
-        match sock.add_rule(&data) {
-            Ok(()) => {
-                sock.delete_rule(&data)?;
-                kept.push((info, data));
+        let mut candidate = data;
+        let mut degraded = false;
+        loop {
+            match loader.add_rule(&candidate) {
+                Ok(()) => {
+                    loader.delete_rule(&candidate)?;
+                }
+                // Already loaded by someone else: loadable, and not ours to delete.
+                Err(NetlinkError::Kernel { errno, .. }) if errno == libc::EEXIST => {}
+                Err(NetlinkError::Kernel { errno, .. }) => {
+                    if !degraded && candidate.has_field(FIELD_SADDR_FAM) {
+                        if let Some(d) = without_saddr_fam(&info.text, arch) {
+                            candidate = d;
+                            degraded = true;
+                            continue;
+                        }
+                    }
+                    info.reason = format!(
+                        "refused by the kernel: {}",
+                        std::io::Error::from_raw_os_error(errno)
+                    );
+                    refused.push(info);
+                    break;
+                }
+                Err(e) => return Err(e.into()),
             }
-            // Already loaded by someone else: loadable, and not ours to delete.
-            Err(NetlinkError::Kernel { errno, .. }) if errno == libc::EEXIST => {
-                kept.push((info, data));
+            if degraded {
+                info.reason = "loaded without saddr_fam (this kernel does not know the field): \
+                               unix and netlink sockets are logged too"
+                    .to_owned();
             }
-            Err(NetlinkError::Kernel { errno, .. }) => {
-                info.reason = format!(
-                    "refused by the kernel: {}",
-                    std::io::Error::from_raw_os_error(errno)
-                );
-                refused.push(info);
+            if !kept.iter().any(|(_, k)| *k == candidate) {
+                kept.push((info, candidate));
             }
-            Err(e) => return Err(e.into()),
+            break;
         }
     }
     *rules = kept;
@@ -304,6 +370,7 @@ impl Collector {
             }
         };
         let (mut rules, mut skipped) = compile_lines(&text, arch);
+        let mut degraded = Vec::new();
         let mut session_cfg = cfg.session.clone();
         session_cfg.exclude_self = true;
         let (worker, hashes) = HashWorker::spawn(
@@ -320,7 +387,13 @@ impl Collector {
             // A rule this kernel refuses (the session undid everything): find which, skip
             // them, and start again with the rest.
             Err(NetlinkError::Kernel { .. }) => {
-                skipped.extend(probe_rules(&mut rules)?);
+                let mut sock = crate::netlink::AuditSocket::open()?;
+                skipped.extend(probe_rules(&mut sock, &mut rules, arch)?);
+                degraded = rules
+                    .iter()
+                    .filter(|(info, _)| !info.reason.is_empty())
+                    .map(|(info, _)| info.clone())
+                    .collect();
                 let data: Vec<RuleData> = rules.iter().map(|(_, d)| d.clone()).collect();
                 AuditSession::start(&session_cfg, &data)?
             }
@@ -361,6 +434,7 @@ impl Collector {
             report,
             thread: Some(thread),
             skipped,
+            degraded,
             loaded,
         })
     }
@@ -368,6 +442,12 @@ impl Collector {
     /// Rules that were not loaded, with the reason (to log as warnings).
     pub fn skipped_rules(&self) -> &[SkippedRule] {
         &self.skipped
+    }
+
+    /// Rules loaded in a weaker form than written, with how (`saddr_fam` dropped on a
+    /// kernel without the field), to log as warnings.
+    pub fn degraded_rules(&self) -> &[SkippedRule] {
+        &self.degraded
     }
 
     /// How many rules the session loaded (including the self-exclusion rule).
@@ -597,5 +677,42 @@ mod tests {
             skipped.iter().map(|s| s.line).collect::<Vec<_>>(),
             [2, 3, 4]
         );
+    }
+
+    /// A kernel without `saddr_fam` (simulated): the network rules load without it, once.
+    #[test]
+    fn rules_with_saddr_fam_degrade_instead_of_vanishing() {
+        struct OldKernel(Vec<RuleData>);
+        impl RuleLoader for OldKernel {
+            fn add_rule(&mut self, r: &RuleData) -> Result<(), NetlinkError> {
+                if r.has_field(FIELD_SADDR_FAM) {
+                    return Err(NetlinkError::Kernel {
+                        errno: libc::EINVAL,
+                        op: "add rule",
+                    });
+                }
+                self.0.push(r.clone());
+                Ok(())
+            }
+            fn delete_rule(&mut self, _: &RuleData) -> Result<(), NetlinkError> {
+                Ok(())
+            }
+        }
+        let arch = Arch::X86_64;
+        let text = "-a always,exit -F arch=b64 -S connect -F saddr_fam=2 -F key=network-connect\n\
+                    -a always,exit -F arch=b64 -S connect -F saddr_fam=10 -F key=network-connect\n\
+                    -a always,exit -F arch=b64 -S execve -F key=exec\n";
+        let (mut rules, _) = compile_lines(text, arch);
+        let refused = probe_rules(&mut OldKernel(Vec::new()), &mut rules, arch).unwrap();
+        assert!(refused.is_empty(), "{refused:?}");
+        assert_eq!(rules.len(), 2, "the IPv4 and IPv6 rules collapse into one");
+        let plain = compile(
+            "-a always,exit -F arch=b64 -S connect -F key=network-connect",
+            arch,
+        )
+        .unwrap();
+        assert_eq!(rules[0].1, plain);
+        assert!(rules[0].0.reason.contains("without saddr_fam"));
+        assert_eq!(rules[1].0.reason, "");
     }
 }

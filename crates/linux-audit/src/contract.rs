@@ -39,6 +39,9 @@ impl Contract for AuditCollector {
         for skipped in collector.skipped_rules() {
             tracing::warn!(line = skipped.line, rule = %skipped.text, reason = %skipped.reason, "audit rule skipped");
         }
+        for d in collector.degraded_rules() {
+            tracing::warn!(line = d.line, rule = %d.text, how = %d.reason, "audit rule loaded in a weaker form");
+        }
         tracing::info!(rules = collector.loaded_rules(), "audit collector started");
         report.set_state(CollectorState::Running);
         self.running = Some(collector);

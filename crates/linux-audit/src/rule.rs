@@ -120,6 +120,12 @@ impl RuleData {
         self.word(1)
     }
 
+    /// Whether the rule compares field `id` (`AUDIT_SADDR_FAM` is 113, ...).
+    pub fn has_field(&self, id: u32) -> bool {
+        let fc = (self.word(2) as usize).min(MAX_FIELDS);
+        (0..fc).any(|i| self.word(3 + BITMASK_WORDS + i) == id)
+    }
+
     /// The filter keys of the rule.
     pub fn keys(&self) -> Vec<String> {
         let fc = (self.word(2) as usize).min(MAX_FIELDS);

@@ -154,6 +154,15 @@ fn collect_while_in(
     done: impl Fn(&[AuditEvent]) -> bool + Sync,
 ) -> Vec<AuditEvent> {
     let rules: Vec<RuleData> = rules.iter().map(|r| rule(r)).collect();
+    collect_rules_while_in(mode, rules, work, done)
+}
+
+fn collect_rules_while_in(
+    mode: Mode,
+    rules: Vec<RuleData>,
+    work: impl FnOnce(),
+    done: impl Fn(&[AuditEvent]) -> bool + Sync,
+) -> Vec<AuditEvent> {
     let cfg = SessionConfig {
         mode,
         ..SessionConfig::default()
@@ -456,4 +465,71 @@ fn kernel_adopting_leftover_rules_removes_them_on_stop() {
     let after = auditctl_rules();
     assert_eq!(after.len(), before.len() - 1, "{after:?}");
     assert!(!after.iter().any(|l| l.contains("agent-test-leftover")));
+}
+
+/// Refuses what a kernel without `saddr_fam` (before 5.3: RHEL/CentOS 7) refuses, and
+/// loads the rest on the real kernel.
+struct KernelWithoutSaddrFam(AuditSocket);
+
+impl agent_linux_audit::collector::RuleLoader for KernelWithoutSaddrFam {
+    fn add_rule(&mut self, r: &RuleData) -> Result<(), agent_linux_audit::netlink::NetlinkError> {
+        if r.has_field(113) {
+            return Err(agent_linux_audit::netlink::NetlinkError::Kernel {
+                op: "add rule",
+                errno: libc::EINVAL,
+            });
+        }
+        self.0.add_rule(r)
+    }
+    fn delete_rule(
+        &mut self,
+        r: &RuleData,
+    ) -> Result<(), agent_linux_audit::netlink::NetlinkError> {
+        self.0.delete_rule(r)
+    }
+}
+
+#[test]
+fn kernel_network_rules_refused_for_saddr_fam_degrade_and_still_report_connects() {
+    let _guard = KernelGuard::take();
+    let arch = Arch::native().unwrap();
+    let me = std::process::id();
+    let text = format!(
+        "-a always,exit -F arch=b64 -S connect -F saddr_fam=2 -F ppid={me} -F key=agent-test-net\n\
+         -a always,exit -F arch=b64 -S connect -F saddr_fam=10 -F ppid={me} -F key=agent-test-net\n"
+    );
+    let (mut rules, skipped) = agent_linux_audit::collector::compile_lines(&text, arch);
+    assert!(skipped.is_empty());
+    let mut old = KernelWithoutSaddrFam(AuditSocket::open().unwrap());
+    let refused = agent_linux_audit::collector::probe_rules(&mut old, &mut rules, arch).unwrap();
+    assert!(refused.is_empty(), "{refused:?}");
+    assert_eq!(
+        rules.len(),
+        1,
+        "one rule without saddr_fam, not two, not none"
+    );
+    assert!(rules[0].0.reason.contains("without saddr_fam"));
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let events = collect_rules_while_in(
+        Mode::Unicast,
+        vec![rules[0].1.clone()],
+        || {
+            let ok = Command::new("/usr/bin/python3")
+                .args([
+                    "-c",
+                    &format!("import socket; socket.create_connection(('127.0.0.1', {port}))"),
+                ])
+                .status()
+                .unwrap();
+            assert!(ok.success());
+        },
+        |ev| ev.iter().any(|e| has_key(e, "agent-test-net")),
+    );
+    let e = events
+        .iter()
+        .find(|e| has_key(e, "agent-test-net"))
+        .expect("a connect event through the degraded rule");
+    assert_eq!(e.syscall_name(), Some("connect"));
+    drop(listener);
 }
