@@ -177,6 +177,8 @@ impl Shared {
 /// A running collector; see the module documentation.
 #[derive(Debug)]
 pub struct Collector {
+    mode: String,
+    beside: Option<agent_os::audit_consumers::AuditConsumer>,
     stop: Arc<AtomicBool>,
     shared: Arc<Shared>,
     report: Arc<agent_pipeline::Report>,
@@ -257,6 +259,19 @@ fn missing_watch_parent(tokens: &[String]) -> Option<PathBuf> {
         let parent = Path::new(&p).parent()?.to_path_buf();
         (!parent.as_os_str().is_empty() && !parent.is_dir()).then_some(parent)
     })
+}
+
+/// The audit daemon registered for the unicast stream, if another live process is:
+/// then the collector runs in multicast mode beside it.
+fn daemon_beside() -> Result<Option<agent_os::audit_consumers::AuditConsumer>, CollectorError> {
+    let mut ctl = crate::netlink::AuditSocket::open()?;
+    let status = ctl.get_status()?;
+    Ok(crate::netlink::detect_conflicts(&status)
+        .into_iter()
+        .find(|c| {
+            c.kind == agent_os::audit_consumers::ConsumerKind::AuditDaemon
+                && c.pid != Some(std::process::id())
+        }))
 }
 
 /// `AUDIT_SADDR_FAM`: the socket address family field (Linux 5.3+, auditctl 3.0+).
@@ -373,6 +388,26 @@ impl Collector {
         let mut degraded = Vec::new();
         let mut session_cfg = cfg.session.clone();
         session_cfg.exclude_self = true;
+        // Another process (auditd, usually) owns the unicast stream: run beside it.
+        let beside = match session_cfg.mode {
+            crate::session::Mode::Unicast => daemon_beside()?,
+            crate::session::Mode::Multicast => None,
+        };
+        if beside.is_some() {
+            session_cfg.mode = crate::session::Mode::Multicast;
+            // The daemon's settings rule: its backlog and rate limits stay as they are.
+            session_cfg.backlog_limit = None;
+            session_cfg.rate_limit = None;
+            // No `never` rule for our pid: it would hide the agent from the daemon's log
+            // too. The normalizer drops our own events instead.
+            session_cfg.exclude_self = false;
+        }
+        let mode = match (&beside, session_cfg.mode) {
+            (Some(d), _) => format!("multicast beside {}", d.what),
+            (None, crate::session::Mode::Multicast) => "multicast".to_owned(),
+            (None, crate::session::Mode::Unicast) => "unicast".to_owned(),
+        };
+        sink.report().set_mode(mode.clone());
         let (worker, hashes) = HashWorker::spawn(
             FileHasher::new(cfg.hash_policy.clone(), cfg.hash_cache),
             cfg.hash_queue,
@@ -429,6 +464,8 @@ impl Collector {
             })
             .map_err(CollectorError::Thread)?;
         Ok(Collector {
+            mode,
+            beside,
             stop,
             shared,
             report,
@@ -442,6 +479,17 @@ impl Collector {
     /// Rules that were not loaded, with the reason (to log as warnings).
     pub fn skipped_rules(&self) -> &[SkippedRule] {
         &self.skipped
+    }
+
+    /// How events are received: `unicast` (the agent is the audit daemon), or `multicast
+    /// beside auditd` when another daemon owns the stream (also in the collector report).
+    pub fn mode(&self) -> &str {
+        &self.mode
+    }
+
+    /// The audit daemon the collector runs beside, if any.
+    pub fn beside(&self) -> Option<&agent_os::audit_consumers::AuditConsumer> {
+        self.beside.as_ref()
     }
 
     /// Rules loaded in a weaker form than written, with how (`saddr_fam` dropped on a

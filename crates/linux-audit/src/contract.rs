@@ -42,7 +42,21 @@ impl Contract for AuditCollector {
         for d in collector.degraded_rules() {
             tracing::warn!(line = d.line, rule = %d.text, how = %d.reason, "audit rule loaded in a weaker form");
         }
-        tracing::info!(rules = collector.loaded_rules(), "audit collector started");
+        if let Some(d) = collector.beside() {
+            tracing::warn!(
+                daemon = %d.what,
+                pid = d.pid.unwrap_or(0),
+                "another audit daemon owns the kernel audit stream: running in multicast mode \
+                 beside it (our rules are added next to its rules and removed at stop; its \
+                 backlog and rate limits apply, and under heavy load the kernel drops records \
+                 for both)"
+            );
+        }
+        tracing::info!(
+            rules = collector.loaded_rules(),
+            mode = collector.mode(),
+            "audit collector started"
+        );
         report.set_state(CollectorState::Running);
         self.running = Some(collector);
         Ok(())

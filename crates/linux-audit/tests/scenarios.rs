@@ -954,3 +954,164 @@ fn interpreters_outside_the_fixed_paths_are_tagged_by_name() {
     });
     assert!(y.tags.iter().any(|t| t == "python-exec"), "{:?}", y.tags);
 }
+
+// --- Issue 15: beside auditd ------------------------------------------------------------
+
+/// Debian's real auditd (`auditd -n`) writing to a temporary log, stopped at drop.
+struct Auditd {
+    child: std::process::Child,
+    log: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl Auditd {
+    fn start() -> Auditd {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("audit.log");
+        let conf = std::fs::read_to_string("/etc/audit/auditd.conf")
+            .expect("the auditd package (CI installs it)");
+        let conf: String = conf
+            .lines()
+            .map(|l| match l.split('=').next().map(str::trim) {
+                Some("log_file") => format!("log_file = {}", log.display()),
+                Some("log_format") => "log_format = RAW".to_owned(),
+                Some("log_group") => "log_group = root".to_owned(),
+                _ => l.to_owned(),
+            })
+            .map(|l| l + "\n")
+            .collect();
+        std::fs::write(dir.path().join("auditd.conf"), conf).unwrap();
+        std::fs::set_permissions(
+            dir.path().join("auditd.conf"),
+            std::fs::Permissions::from_mode(0o600),
+        )
+        .unwrap();
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o700)).unwrap();
+        let child = Command::new("auditd")
+            .args(["-n", "-c"])
+            .arg(dir.path())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("auditd");
+        let a = Auditd {
+            child,
+            log,
+            _dir: dir,
+        };
+        let mut ctl = AuditSocket::open().unwrap();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while ctl.get_status().unwrap().pid != a.child.id() {
+            assert!(Instant::now() < deadline, "auditd never registered");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        a
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for Auditd {
+    fn drop(&mut self) {
+        // SAFETY: kill(2) on the pid of our own child, which we have not reaped yet.
+        unsafe { libc::kill(self.child.id() as libc::pid_t, libc::SIGTERM) };
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn auditctl_list() -> Vec<String> {
+    let out = Command::new("auditctl").arg("-l").output().unwrap();
+    String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(str::to_owned)
+        .collect()
+}
+
+#[test]
+fn beside_a_running_auditd_the_collector_goes_multicast_and_leaves_auditd_intact() {
+    let mut guard = KernelGuard::take();
+    let auditd = Auditd::start();
+    // auditd's own rule and settings, as a compliance setup would have them.
+    let watched = tempfile::tempdir().unwrap();
+    let w = watched.path().to_str().unwrap().to_owned();
+    let out = Command::new("auditctl")
+        .args(["-w", &w, "-p", "wa", "-k", "auditd-own"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    guard
+        .extra_cleanup
+        .push(format!("-W {w} -p wa -k auditd-own"));
+    let rules_before = auditctl_list();
+    let status_before = AuditSocket::open().unwrap().get_status().unwrap();
+
+    let (tx, rx) = agent_pipeline::Sink::channel("audit", 100_000, agent_pipeline::Overflow::Drop);
+    let report = std::sync::Arc::clone(tx.report());
+    let collector = Collector::start(CollectorConfig::default(), tx).expect("start beside auditd");
+    assert_eq!(collector.mode(), "multicast beside auditd");
+    assert_eq!(
+        report.snapshot().mode.as_deref(),
+        Some("multicast beside auditd")
+    );
+    assert_eq!(collector.beside().unwrap().pid, Some(auditd.child.id()));
+    // auditd is still the registered daemon, its limits untouched.
+    let during = AuditSocket::open().unwrap().get_status().unwrap();
+    assert_eq!(during.pid, auditd.child.id());
+    assert_eq!(during.backlog_limit, status_before.backlog_limit);
+
+    let (id_pid, _) = run(Command::new("/usr/bin/id").arg("-u"));
+    let f = format!("{w}/f");
+    let (touch_pid, _) = run(Command::new("touch").arg(&f));
+    let mut seen = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let want = |seen: &[Event]| {
+        seen.iter()
+            .any(|e| e.event.action == "process-created" && e.process.pid == Some(id_pid))
+            && seen
+                .iter()
+                .any(|e| e.process.pid == Some(touch_pid) && e.tags == ["auditd-own"])
+    };
+    while !want(&seen) && Instant::now() < deadline {
+        if let Ok(e) = rx.recv_timeout(Duration::from_millis(100)) {
+            seen.push(*e);
+        }
+    }
+    assert!(want(&seen), "events seen: {}", seen.len());
+    let stats = collector.stop().unwrap();
+    assert_eq!((stats.dropped, stats.kernel_lost), (0, 0), "{stats:?}");
+
+    // auditd got the same events: ours (keyed root-command) and its own.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let logged = |log: &str| {
+        log.contains(&format!(" pid={id_pid} ")) && log.contains(&format!(" pid={touch_pid} "))
+    };
+    while !logged(&auditd.log()) && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let log = auditd.log();
+    assert!(logged(&log), "auditd's log lacks the events");
+    assert!(log.contains("key=\"auditd-own\""));
+    // After the stop: auditd's rules exactly as before (ours removed), still registered.
+    assert_eq!(auditctl_list(), rules_before);
+    let after = AuditSocket::open().unwrap().get_status().unwrap();
+    assert_eq!(after.pid, auditd.child.id());
+    assert_eq!(after.backlog_limit, status_before.backlog_limit);
+    drop(auditd);
+    assert_eq!(
+        AuditSocket::open().unwrap().get_status().unwrap().pid,
+        0,
+        "auditd stopped"
+    );
+}
