@@ -116,4 +116,7 @@ pub enum SettingError {
     /// `IntakeURL`.
     #[error("IntakeURL: {0}")]
     IntakeUrl(#[source] IntakeUrlError),
+    /// `UpdateURL`.
+    #[error("UpdateURL: {0}")]
+    UpdateUrl(#[source] IntakeUrlError),
 }

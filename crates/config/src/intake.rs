@@ -78,8 +78,8 @@ impl fmt::Display for IntakeUrl {
 impl FromStr for IntakeUrl {
     type Err = IntakeUrlError;
 
-    /// Parses `https://host[:port][/prefix][/]`. Plain `http://` is refused: events and
-    /// intake keys only ever travel encrypted to a verified server.
+    /// Parses `https://host[:port][/prefix][/]`. Plain `http://` is refused: events, intake
+    /// keys and updates only ever travel encrypted, from and to a verified server.
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         let fail = |reason| IntakeUrlError {
             reason,
@@ -88,8 +88,8 @@ impl FromStr for IntakeUrl {
         let rest = after_scheme(
             s,
             "https",
-            "plain http:// is not supported: events and intake keys go to the intake over TLS \
-             only; serve the relay over https:// (a certificate from a private CA is trusted \
+            "plain http:// is not supported: the agent talks to its servers over verified TLS \
+             only; serve this one over https:// (a certificate from a private CA is trusted \
              with `agent run --extra-ca FILE` or ENDPOINT_AGENT_EXTRA_CA)",
             "the URL must start with https://",
         )

@@ -200,6 +200,10 @@ fn validate(config: &Config, text: &str, name: &str) -> Vec<Problem> {
         problem(locate_key(text, "IntakeURL"), e.to_string());
     }
 
+    if let Err(e) = config.update_endpoint() {
+        problem(locate_key(text, "UpdateURL"), e.to_string());
+    }
+
     for (i, p) in config.hashes_excluded_paths.iter().enumerate() {
         if p.as_os_str().is_empty() {
             problem(
@@ -576,10 +580,12 @@ AutoUpdate: false
                 "IntakeURL",
                 "not a valid DNS name",
             ),
+            ("UpdateURL: http://mirror\n", "UpdateURL", "plain http://"),
         ] {
             let config: Config = serde_yaml::from_str(text).unwrap();
             let at_start = match key {
                 "HTTPProxyURL" => config.proxy().unwrap_err(),
+                "UpdateURL" => config.update_endpoint().unwrap_err(),
                 _ => config.intake_endpoint().unwrap_err(),
             };
             let err = parse(text).unwrap_err();

@@ -13,7 +13,7 @@ use crate::region::Region;
 pub const KNOWN_ROLES: [&str; 2] = ["event-collector", "compliance-collector"];
 
 /// The top-level keys of config.yaml, as users spell them.
-pub const KNOWN_KEYS: [&str; 9] = [
+pub const KNOWN_KEYS: [&str; 10] = [
     "logfiles",
     "HTTPProxyURL",
     "EnableDNSResolutions",
@@ -23,6 +23,7 @@ pub const KNOWN_KEYS: [&str; 9] = [
     "Region",
     "IntakeURL",
     "AutoUpdate",
+    "UpdateURL",
 ];
 
 /// The keys of one `logfiles` entry.
@@ -88,6 +89,14 @@ pub struct Config {
     /// Whether the agent updates itself (set at install time); on by default.
     #[serde(rename = "AutoUpdate", deserialize_with = "true_if_null")]
     pub auto_update: bool,
+    /// Custom update endpoint, `https://` (on-premises mirror, tests); overrides the
+    /// region's. Read by agent-updater, which parses it.
+    #[serde(
+        rename = "UpdateURL",
+        deserialize_with = "strict::opt_string",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub update_url: Option<String>,
 }
 
 impl Default for Config {
@@ -102,6 +111,7 @@ impl Default for Config {
             region: None,
             intake_url: None,
             auto_update: true,
+            update_url: None,
         }
     }
 }
@@ -138,6 +148,15 @@ impl Config {
     pub fn proxy(&self) -> Result<Option<ProxyUrl>, SettingError> {
         match self.http_proxy_url.as_deref().map(str::trim) {
             Some(url) if !url.is_empty() => url.parse().map(Some).map_err(SettingError::Proxy),
+            _ => Ok(None),
+        }
+    }
+
+    /// The custom update endpoint (`UpdateURL`), parsed like `IntakeURL`; `None` when unset
+    /// or empty (the region's is used). Shared by `config check` and the updater.
+    pub fn update_endpoint(&self) -> Result<Option<IntakeUrl>, SettingError> {
+        match self.update_url.as_deref().map(str::trim) {
+            Some(url) if !url.is_empty() => url.parse().map(Some).map_err(SettingError::UpdateUrl),
             _ => Ok(None),
         }
     }

@@ -84,6 +84,7 @@ fn config() -> impl Strategy<Value = Config> {
                 roles: roles.into_iter().map(str::to_owned).collect(),
                 intake_key,
                 region,
+                update_url: intake_url.clone(),
                 intake_url,
                 auto_update,
             },
