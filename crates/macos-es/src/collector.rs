@@ -144,6 +144,93 @@ impl Collector for MacosEsCollector {
     }
 }
 
+/// Settings of [`MacosNetCollector`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NetSettings {
+    /// Report TCP connections (the role `event-collector`).
+    pub tcp: bool,
+    /// Report DNS answers (`EnableDNSResolutions`).
+    pub dns: bool,
+}
+
+/// Why the packet reader could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum NetError {
+    /// Not macOS.
+    #[error("the macOS network collector runs on macOS only")]
+    Unsupported,
+    /// `/dev/bpf*` is root's.
+    #[error("reading /dev/bpf requires root: run the agent as root (launchd daemon system/SEKOIAEndpointAgent)")]
+    NotRoot,
+    /// No device could be opened or set up.
+    #[error("cannot capture packets on /dev/bpf*: {0}")]
+    Device(#[source] std::io::Error),
+    /// No interface is up.
+    #[error("no network interface is up")]
+    NoInterface,
+    /// The reader thread could not be started.
+    #[error("cannot start the collector's thread: {0}")]
+    Thread(#[source] std::io::Error),
+}
+
+/// TCP connections and DNS answers on macOS, from `/dev/bpf` (Endpoint Security has no
+/// network events); see [`crate::net`]. `macos-net` in `agent status`.
+#[derive(Debug)]
+pub struct MacosNetCollector {
+    settings: NetSettings,
+    #[cfg(target_os = "macos")]
+    running: Option<crate::capture::Running>,
+}
+
+impl MacosNetCollector {
+    /// A collector that will start with `settings`.
+    pub fn new(settings: NetSettings) -> Self {
+        MacosNetCollector {
+            settings,
+            #[cfg(target_os = "macos")]
+            running: None,
+        }
+    }
+}
+
+impl Collector for MacosNetCollector {
+    fn name(&self) -> &'static str {
+        "macos-net"
+    }
+
+    fn overflow(&self) -> Overflow {
+        Overflow::Drop
+    }
+
+    #[cfg(target_os = "macos")]
+    fn start(&mut self, sink: Sink) -> Result<(), CollectorError> {
+        let report = sink.report().clone();
+        let running = crate::capture::start(&self.settings, sink).map_err(CollectorError::new)?;
+        report.set_state(agent_pipeline::CollectorState::Running);
+        self.running = Some(running);
+        Ok(())
+    }
+
+    #[cfg(not(target_os = "macos"))]
+    fn start(&mut self, _sink: Sink) -> Result<(), CollectorError> {
+        let _ = self.settings;
+        Err(CollectorError::new(NetError::Unsupported))
+    }
+
+    #[cfg(target_os = "macos")]
+    fn stop(&mut self) -> Result<(), CollectorError> {
+        if let Some(running) = self.running.take() {
+            running.stop();
+        }
+        Ok(())
+    }
+
+    #[cfg(not(target_os = "macos"))]
+    fn stop(&mut self) -> Result<(), CollectorError> {
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -172,5 +259,16 @@ mod tests {
             "the Endpoint Security collector runs on macOS only"
         );
         c.stop().unwrap();
+        let mut n = MacosNetCollector::new(NetSettings {
+            tcp: true,
+            dns: true,
+        });
+        assert_eq!(n.name(), "macos-net");
+        let (sink, _rx) = Sink::channel("macos-net", 1, Overflow::Drop);
+        assert_eq!(
+            n.start(sink).unwrap_err().to_string(),
+            "the macOS network collector runs on macOS only"
+        );
+        n.stop().unwrap();
     }
 }

@@ -9,20 +9,27 @@
 //! - [`processor`]: per message: gaps, mapping, hashing (`HashesExcludedPaths`), sink.
 //! - [`collector`]: [`MacosEsCollector`], the collector contract; on macOS a thin binding on
 //!   the `endpoint-sec` crate (`es`), elsewhere `start` fails with a clear error.
+//! - [`net`]: TCP connections (SYN-ACKs) and DNS answers from `/dev/bpf` frames, with
+//!   `agent-dns`'s parsing.
 //! - [`bundle`]: the `.app` layout (Info.plist, executable, entitlements).
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
 pub mod bundle;
+#[cfg(target_os = "macos")]
+mod capture;
 pub mod collector;
 #[cfg(target_os = "macos")]
 mod es;
 pub mod gaps;
 pub mod mapper;
 pub mod message;
+pub mod net;
 pub mod processor;
 pub mod tags;
 
-pub use collector::{EsError, EsSettings, MacosEsCollector};
+pub use collector::{
+    EsError, EsSettings, MacosEsCollector, MacosNetCollector, NetError, NetSettings,
+};
 pub use gaps::SeqGaps;
 pub use mapper::{FileScope, Mapped, Mapper, MapperConfig, NameTable, Names, Skip};
 pub use message::{EsEvent, EsMessage};
