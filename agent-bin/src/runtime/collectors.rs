@@ -42,6 +42,17 @@ pub fn planned(config: &Config, state_dir: &Path) -> Vec<Box<dyn Collector>> {
             },
         )));
     }
+    // Endpoint Security has no network events: TCP connections and DNS answers come
+    // from /dev/bpf.
+    #[cfg(target_os = "macos")]
+    if config.has_role("event-collector") || config.enable_dns_resolutions {
+        list.push(Box::new(agent_macos_es::MacosNetCollector::new(
+            agent_macos_es::NetSettings {
+                tcp: config.has_role("event-collector"),
+                dns: config.enable_dns_resolutions,
+            },
+        )));
+    }
     list
 }
 
