@@ -4,9 +4,16 @@
 //!   Debian-like host and they are missing), refuses to run without them, then runs
 //!   `cargo test --workspace`.
 //! - `cargo xtask ci`: what `.ci/run` runs.
+//! - `cargo xtask dist`: the release packages of every supported host into `dist/`
+//!   (see [`dist`] and docs/packaging.md).
+
+mod dist;
+mod host;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
+
+use host::{have, is_root, run};
 
 /// Tools the test suite drives for real, and the Debian package that provides each.
 const PREREQUISITES: &[(&str, &str)] = &[
@@ -15,6 +22,8 @@ const PREREQUISITES: &[(&str, &str)] = &[
     ("systemd-analyze", "systemd"),
     ("systemd-nspawn", "systemd-container"),
     ("debootstrap", "debootstrap"),
+    ("rpm", "rpm"),
+    ("minisign", "minisign"),
 ];
 
 fn main() -> ExitCode {
@@ -22,8 +31,12 @@ fn main() -> ExitCode {
     let result = match args.first().map(String::as_str) {
         Some("test") => test(&args[1..]),
         Some("ci") => run(Command::new("bash").arg(root().join(".ci/run"))),
+        Some("dist") => dist::main(&root(), &args[1..]),
         _ => {
-            eprintln!("usage: cargo xtask <test|ci> [args for cargo test]");
+            eprintln!(
+                "usage: cargo xtask <test|ci|dist> [args]\n\n{}",
+                dist::USAGE
+            );
             return ExitCode::from(2);
         }
     };
@@ -41,22 +54,6 @@ fn root() -> PathBuf {
         .parent()
         .map(Path::to_path_buf)
         .unwrap_or_else(|| PathBuf::from("."))
-}
-
-fn is_root() -> bool {
-    Command::new("id")
-        .arg("-u")
-        .output()
-        .map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
-        .unwrap_or(false)
-}
-
-fn have(tool: &str) -> bool {
-    Command::new("sh")
-        .args(["-c", &format!("command -v {tool}")])
-        .output()
-        .map(|o| o.status.success())
-        .unwrap_or(false)
 }
 
 fn test(extra: &[String]) -> Result<(), String> {
@@ -99,15 +96,4 @@ fn test(extra: &[String]) -> Result<(), String> {
         .current_dir(root())
         .args(["test", "--workspace", "--locked"])
         .args(extra))
-}
-
-fn run(cmd: &mut Command) -> Result<(), String> {
-    let status = cmd
-        .status()
-        .map_err(|e| format!("cannot start {cmd:?}: {e}"))?;
-    if status.success() {
-        Ok(())
-    } else {
-        Err(format!("{cmd:?} failed: {status}"))
-    }
 }
