@@ -65,6 +65,8 @@ impl Running {
 struct Forward {
     tx: Sender<EsMessage>,
     report: Arc<Report>,
+    /// Decides which file events are kept, before they are copied.
+    filter: MapperConfig,
 }
 
 // The callback only sends on a channel and bumps an atomic counter: a panic in it (caught
@@ -73,6 +75,9 @@ impl RefUnwindSafe for Forward {}
 
 impl Forward {
     fn push(&self, msg: &Message) {
+        if !self.wanted(msg) {
+            return;
+        }
         let Some(converted) = convert(msg) else {
             return;
         };
@@ -82,6 +87,46 @@ impl Forward {
                 self.report.add_dropped(1)
             }
         }
+    }
+}
+
+impl Forward {
+    /// False for file events the mapper would drop (unmodified closes, muted or untagged
+    /// paths): they are not copied nor queued, so they never crowd out kept events.
+    fn wanted(&self, msg: &Message) -> bool {
+        let path = |f: &File<'_>| f.path().to_string_lossy().into_owned();
+        let paths: Vec<String> = match msg.event() {
+            Some(Event::NotifyClose(e)) if !e.modified() => return false,
+            Some(Event::NotifyClose(e)) => vec![path(&e.target())],
+            Some(Event::NotifyWrite(e)) => vec![path(&e.target())],
+            Some(Event::NotifyUnlink(e)) => vec![path(&e.target())],
+            Some(Event::NotifySetMode(e)) => vec![path(&e.target())],
+            Some(Event::NotifySetOwner(e)) => vec![path(&e.target())],
+            Some(Event::NotifyCreate(e)) => match e.destination() {
+                Some(EventCreateDestinationFile::ExistingFile { file: f, .. }) => vec![path(&f)],
+                Some(EventCreateDestinationFile::NewPath {
+                    directory,
+                    filename,
+                    ..
+                }) => vec![format!("{}/{}", path(&directory), text(filename))],
+                _ => return true,
+            },
+            Some(Event::NotifyRename(e)) => {
+                let to = match e.destination() {
+                    Some(EventRenameDestinationFile::ExistingFile { file: f, .. }) => path(&f),
+                    Some(EventRenameDestinationFile::NewPath {
+                        directory,
+                        filename,
+                        ..
+                    }) => format!("{}/{}", path(&directory), text(filename)),
+                    _ => return true,
+                };
+                vec![to, path(&e.source())]
+            }
+            _ => return true,
+        };
+        let refs: Vec<&str> = paths.iter().map(String::as_str).collect();
+        self.filter.file_filter(&refs).is_ok()
     }
 }
 
@@ -131,15 +176,13 @@ pub fn start(settings: &EsSettings, sink: Sink) -> Result<Running, EsError> {
     let mut muted = default_muted_paths(&homes);
     muted.extend(settings.extra_muted_paths.iter().cloned());
     let own_pid = std::process::id();
-    let mapper = Mapper::new(
-        MapperConfig {
-            boot_id: boot_session_uuid().unwrap_or_default(),
-            own_pid: Some(own_pid),
-            file_scope: settings.file_scope,
-            muted_paths: muted.clone(),
-        },
-        UserNames::new(),
-    );
+    let config = MapperConfig {
+        boot_id: boot_session_uuid().unwrap_or_default(),
+        own_pid: Some(own_pid),
+        file_scope: settings.file_scope,
+        muted_paths: muted.clone(),
+    };
+    let mapper = Mapper::new(config.clone(), UserNames::new());
     let hasher = FileHasher::new(settings.hash_policy.clone(), HASH_CACHE);
     let report = sink.report().clone();
     let (tx, rx) = bounded::<EsMessage>(settings.queue.max(1));
@@ -157,7 +200,11 @@ pub fn start(settings: &EsSettings, sink: Sink) -> Result<Running, EsError> {
     let (client_stop, client_stop_rx) = bounded::<()>(0);
     let events = all_events(settings);
     let file_events = file_events(settings);
-    let forward = Forward { tx, report };
+    let forward = Forward {
+        tx,
+        report,
+        filter: config,
+    };
     let client = std::thread::Builder::new()
         .name("macos-es-client".into())
         .spawn(move || {

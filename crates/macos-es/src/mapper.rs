@@ -114,6 +114,24 @@ pub struct MapperConfig {
     pub muted_paths: Vec<String>,
 }
 
+impl MapperConfig {
+    /// Whether a file event on `paths` (a rename: new, then old) is kept, and its tag:
+    /// not when every path is muted, nor without a tag under [`FileScope::Tagged`]. The
+    /// macOS binding asks before copying a message, so that discarded events never take
+    /// room in the queue.
+    pub fn file_filter(&self, paths: &[&str]) -> Result<Option<&'static str>, Skip> {
+        let muted = |p: &str| self.muted_paths.iter().any(|m| p.starts_with(m.as_str()));
+        if paths.iter().all(|p| muted(p)) {
+            return Err(Skip::Muted);
+        }
+        let tag = paths.iter().find_map(|p| tags::file_tag(p));
+        if tag.is_none() && self.file_scope == FileScope::Tagged {
+            return Err(Skip::Untagged);
+        }
+        Ok(tag)
+    }
+}
+
 /// High-volume paths the product does not need: per-user temporary and cache folders,
 /// the unified log store, Spotlight's index, devices. `homes` are the users' home
 /// directories, whose `Library/Caches` are muted too.
@@ -405,20 +423,7 @@ impl<N: Names> Mapper<N> {
 
     /// Whether a file event on these paths is kept, and its tag.
     fn file_filter(&self, paths: &[&str]) -> Result<Option<&'static str>, Skip> {
-        let muted = |p: &str| {
-            self.config
-                .muted_paths
-                .iter()
-                .any(|m| p.starts_with(m.as_str()))
-        };
-        if paths.iter().all(|p| muted(p)) {
-            return Err(Skip::Muted);
-        }
-        let tag = paths.iter().find_map(|p| tags::file_tag(p));
-        if tag.is_none() && self.config.file_scope == FileScope::Tagged {
-            return Err(Skip::Untagged);
-        }
-        Ok(tag)
+        self.config.file_filter(paths)
     }
 
     /// Completes a file event: acting process, users, tag, properties; asks for hashes of
