@@ -1,5 +1,5 @@
-//! macOS collector: Endpoint Security (ES) messages mapped to the endpoint dialect, and the
-//! `.app` bundle the product ships.
+//! macOS collectors: Endpoint Security (ES) messages and `/dev/bpf` packets mapped to the
+//! endpoint dialect, and the `.app` bundle the product ships.
 //!
 //! - [`message`]: a neutral description of one ES message, in the JSON shape `eslogger`
 //!   prints, so that everything below is compiled and tested on every OS.
@@ -7,10 +7,12 @@
 //!   events), with the Linux tags ([`tags`]) and process guids from the audit token.
 //! - [`gaps`]: messages ES dropped, counted from sequence-number gaps.
 //! - [`processor`]: per message: gaps, mapping, hashing (`HashesExcludedPaths`), sink.
-//! - [`collector`]: [`MacosEsCollector`], the collector contract; on macOS a thin binding on
-//!   the `endpoint-sec` crate (`es`), elsewhere `start` fails with a clear error.
 //! - [`net`]: TCP connections (SYN-ACKs) and DNS answers from `/dev/bpf` frames, with
 //!   `agent-dns`'s parsing.
+//! - [`collector`]: [`MacosEsCollector`] (`macos-es`) and [`MacosNetCollector`]
+//!   (`macos-net`) behind the collector contract; on macOS thin bindings on the
+//!   `endpoint-sec` crate (`es`) and on `/dev/bpf` (`capture`), elsewhere `start` fails
+//!   with a clear error so that the agent's wiring compiles everywhere.
 //! - [`bundle`]: the `.app` layout (Info.plist, executable, entitlements).
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
