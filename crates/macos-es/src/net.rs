@@ -106,7 +106,7 @@ pub mod op {
     pub const LD_H_IND: u16 = 0x48;
     /// `BPF_LD|BPF_B|BPF_IND`.
     pub const LD_B_IND: u16 = 0x50;
-    /// `BPF_LDX|BPF_B|BPF_MSH`: X = 4 * (packet[k] & 0xf), the IPv4 header length.
+    /// `BPF_LDX|BPF_B|BPF_MSH`: X = 4 * (byte k & 0xf), the IPv4 header length.
     pub const LDX_B_MSH: u16 = 0xb1;
     /// `BPF_ALU|BPF_AND|BPF_K`.
     pub const AND_K: u16 = 0x54;
