@@ -30,6 +30,18 @@ pub fn planned(config: &Config, state_dir: &Path) -> Vec<Box<dyn Collector>> {
             agent_dns::DnsConfig::default(),
         )));
     }
+    #[cfg(windows)]
+    if config.has_role("event-collector") {
+        list.push(Box::new(agent_etw::EtwCollector::new(
+            agent_etw::EtwConfig {
+                hash_policy: agent_host::HashPolicy::new(
+                    config.hashes_excluded_paths.iter().cloned(),
+                    agent_host::HashPolicy::DEFAULT_MAX_SIZE,
+                ),
+                ..agent_etw::EtwConfig::default()
+            },
+        )));
+    }
     #[cfg(target_os = "macos")]
     if config.has_role("event-collector") {
         list.push(Box::new(agent_macos_es::MacosEsCollector::new(
