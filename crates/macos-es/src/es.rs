@@ -9,7 +9,7 @@ use std::ffi::{CString, OsStr};
 use std::os::unix::ffi::OsStrExt;
 use std::panic::RefUnwindSafe;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::thread::JoinHandle;
 use std::time::{Duration, SystemTime};
 
@@ -25,6 +25,7 @@ use endpoint_sec::{
 use serde_json::Value;
 
 use crate::collector::{EsError, EsSettings};
+use crate::gaps::SeqGaps;
 use crate::mapper::{default_muted_paths, Mapper, MapperConfig};
 use crate::message::{self as m, EsMessage};
 use crate::processor::Processor;
@@ -65,16 +66,33 @@ impl Running {
 struct Forward {
     tx: Sender<EsMessage>,
     report: Arc<Report>,
+    /// Every message passes here, kept or not: the only place where a sequence gap means
+    /// a message ES dropped (not one we filtered out or could not queue).
+    gaps: Mutex<SeqGaps>,
     /// Decides which file events are kept, before they are copied.
     filter: MapperConfig,
 }
 
-// The callback only sends on a channel and bumps an atomic counter: a panic in it (caught
-// by endpoint-sec) cannot leave either in a broken state.
+// The callback only sends on a channel, bumps atomic counters and updates the gap
+// counter under a mutex (poisoning is ignored: its numbers stay valid after any panic):
+// a panic in it (caught by endpoint-sec) cannot leave any of them in a broken state.
 impl RefUnwindSafe for Forward {}
 
 impl Forward {
     fn push(&self, msg: &Message) {
+        let lost = self
+            .gaps
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .observe(
+                msg.version(),
+                msg.event_type().0,
+                msg.seq_num().unwrap_or(0),
+                msg.global_seq_num().unwrap_or(0),
+            );
+        if lost > 0 {
+            self.report.add_source_lost(lost);
+        }
         if !self.wanted(msg) {
             return;
         }
@@ -188,7 +206,7 @@ pub fn start(settings: &EsSettings, sink: Sink) -> Result<Running, EsError> {
     let (tx, rx) = bounded::<EsMessage>(settings.queue.max(1));
     let stop = Arc::new(AtomicBool::new(false));
 
-    let processor = Processor::new(mapper, hasher, sink);
+    let processor = Processor::new(mapper, hasher, sink).counting_gaps(false);
     let mapper_stop = stop.clone();
     let mapper_report = report.clone();
     let mapper = std::thread::Builder::new()
@@ -203,6 +221,7 @@ pub fn start(settings: &EsSettings, sink: Sink) -> Result<Running, EsError> {
     let forward = Forward {
         tx,
         report,
+        gaps: Mutex::new(SeqGaps::new()),
         filter: config,
     };
     let client = std::thread::Builder::new()

@@ -572,7 +572,7 @@ mod tests {
             buf.extend_from_slice(&wire.to_ne_bytes());
             buf.extend_from_slice(&18u16.to_ne_bytes());
             buf.extend_from_slice(data);
-            while buf.len() % 4 != 0 {
+            while !buf.len().is_multiple_of(4) {
                 buf.push(0);
             }
         }

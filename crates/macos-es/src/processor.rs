@@ -18,6 +18,7 @@ pub struct Processor<N> {
     mapper: Mapper<N>,
     hasher: FileHasher,
     gaps: SeqGaps,
+    count_gaps: bool,
     sink: Sink,
 }
 
@@ -28,17 +29,28 @@ impl<N: Names> Processor<N> {
             mapper,
             hasher,
             gaps: SeqGaps::new(),
+            count_gaps: true,
             sink,
         }
     }
 
+    /// Whether this processor counts sequence gaps (the default). The macOS binding counts
+    /// them in the ES callback instead, where every message passes: messages it filters
+    /// out or cannot queue would otherwise show up here as gaps, counted a second time.
+    pub fn counting_gaps(mut self, count: bool) -> Self {
+        self.count_gaps = count;
+        self
+    }
+
     /// Handles one message. Fails only when the pipeline is gone (the agent is stopping).
     pub fn handle(&mut self, m: &EsMessage) -> Result<(), SinkError> {
-        let lost = self
-            .gaps
-            .observe(m.version, m.event_type, m.seq_num, m.global_seq_num);
-        if lost > 0 {
-            self.sink.report().add_source_lost(lost);
+        if self.count_gaps {
+            let lost = self
+                .gaps
+                .observe(m.version, m.event_type, m.seq_num, m.global_seq_num);
+            if lost > 0 {
+                self.sink.report().add_source_lost(lost);
+            }
         }
         let event = match self.mapper.map(m) {
             Ok(Mapped::Ready(e)) => e,
@@ -153,5 +165,13 @@ mod tests {
         assert_eq!(rx.len(), 5);
         let report = p.sink.report().snapshot();
         assert_eq!((report.source_lost, report.produced), (6, 5));
+
+        // Counting left to the ES callback: gaps here are not counted again.
+        let (p, _rx) = processor(&tmp.path().join("none"));
+        let mut p = p.counting_gaps(false);
+        for global in [10, 15] {
+            p.handle(&write_of(path, global)).unwrap();
+        }
+        assert_eq!(p.sink.report().source_lost(), 0);
     }
 }
