@@ -128,10 +128,10 @@ fn service_commands_list_their_real_options_and_subcommands() {
 }
 
 #[test]
-fn unimplemented_commands_exit_2_and_say_so() {
-    let (code, out, err) = run(&["update"]);
+fn update_downgrade_without_a_version_is_a_usage_error() {
+    let (code, out, err) = run(&["update", "--allow-downgrade"]);
     assert_eq!(code, 2);
-    assert!(err.contains("not implemented yet"), "{err}");
+    assert!(err.contains("--version"), "{err}");
     assert!(out.is_empty(), "{out}");
 }
 

@@ -129,6 +129,14 @@ pub fn run(opts: RunOptions, stop: Receiver<()>) -> Result<(), RunError> {
         tracing::warn!("configuration: {w}");
     }
 
+    // An updated version on probation is counted (or rolled back: then exit so the service
+    // manager starts the restored binary) before anything else starts.
+    let probation = match opts.console {
+        true => None,
+        false => crate::cmd::update::at_start(&opts.paths)
+            .map_err(|m| start_err("the updated agent", m))?,
+    };
+
     let state_dir = opts.paths.state_dir.clone();
     let stamp = stamp(&state_dir, opts.console)?;
     let writer_cfg = WriterConfig::new(intake_key, stamp);
@@ -205,9 +213,38 @@ pub fn run(opts: RunOptions, stop: Receiver<()>) -> Result<(), RunError> {
         .map_err(|e| start_err("the monitor thread", e))?;
     tracing::info!(collectors = collectors.len(), "agent started");
 
+    // Updates: confirm a version on probation once healthy; AutoUpdate checks. A restart
+    // it asks for (a new version installed) stops the agent like a stop request.
+    let (restart_tx, restart_rx) = bounded::<()>(1);
+    // Kept until the stop, so that an updater thread that ends quietly is not a restart.
+    let _restart_kept = restart_tx.clone();
+    let reports: Vec<Arc<Report>> = collectors.iter().map(|(_, r)| r.clone()).collect();
+    let healthy = move || reports.iter().all(|r| r.state() == CollectorState::Running);
+    let updater = (!opts.console)
+        .then(|| {
+            crate::cmd::update::spawn_background(
+                &config,
+                &opts.paths,
+                opts.extra_ca_file.clone(),
+                probation,
+                healthy,
+                move |why| {
+                    tracing::info!(reason = why, "agent restarting for an update");
+                    let _ = restart_tx.send(());
+                },
+            )
+        })
+        .flatten();
+
     // Wait for the stop request.
-    let _ = stop.recv();
+    crossbeam_channel::select! {
+        recv(stop) -> _ => {}
+        recv(restart_rx) -> _ => {}
+    }
     tracing::info!("agent stopping");
+    if let Some(updater) = updater {
+        updater.stop();
+    }
 
     for (mut collector, report) in collectors.into_iter().rev() {
         tracing::info!(collector = collector.name(), "stopping collector");

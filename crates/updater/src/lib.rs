@@ -11,12 +11,15 @@
 //!   (`staged → swapped → confirmed | rolled-back`) that keeps the previous binary.
 //!   [`swap::on_start`] at every start of the service settles interrupted updates and rolls
 //!   back an update that did not confirm itself healthy in time.
-//! - [`Updater`]: the whole check over HTTPS (through the intake's proxy and CA settings),
+//! - [`background::Background`]: in the running agent, the health confirmation and the
+//!   periodic check (`AutoUpdate: true`).
+//! - [`UpdaterConfig`]: the whole check over HTTPS (through the intake's proxy and CA settings),
 //!   used by `agent update` and the agent's periodic check.
 //!
 //! See `docs/updates.md` for the trust model, the manifest format and how to sign a release.
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
+pub mod background;
 pub mod fetch;
 pub mod manifest;
 pub mod policy;

@@ -136,6 +136,10 @@ impl UpdateState {
     /// Saves the state atomically and durably.
     pub fn save(&self, path: &Path) -> Result<(), StateError> {
         let bytes = serde_json::to_vec_pretty(self).unwrap_or_default();
+        if let Some(dir) = path.parent() {
+            // A missing state directory is created; failing that, the write reports it.
+            let _ = std::fs::create_dir_all(dir);
+        }
         agent_os::replace_file(path, &bytes, 0o600).map_err(|source| StateError::Write {
             path: path.to_owned(),
             source,

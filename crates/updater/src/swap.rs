@@ -329,10 +329,15 @@ pub struct Release {
 /// Swaps the verified staged binary in (journal `staged` then `swapped`), keeping the
 /// previous binary beside it. Refused while a previous update is unconfirmed.
 pub fn swap(layout: &Layout, release: &Release) -> Result<(), SwapError> {
-    match swap_with(layout, release, &mut |_| Ok(())) {
+    let result = match swap_with(layout, release, &mut |_| Ok(())) {
         Ok(r) => r,
         Err(Crash) => Ok(()),
+    };
+    if result.is_err() {
+        // Whatever failed, the binary was not replaced: the download goes.
+        remove_leftover(&layout.staged());
     }
+    result
 }
 
 pub(crate) fn swap_with(

@@ -125,12 +125,64 @@ pub enum UpdateError {
     /// The artifact URL in the manifest is unusable.
     #[error("the manifest's artifact URL `{0}` is not usable")]
     ArtifactUrl(String),
+    /// The configuration does not say where updates come from, or says it wrongly.
+    #[error("update settings: {0}")]
+    Setting(String),
+    /// The compiled-in keys are unusable (a build error, caught by the crate's tests).
+    #[error("trusted keys: {0}")]
+    Keys(String),
     /// The async runtime could not start.
     #[error("cannot start the network runtime: {0}")]
     Runtime(std::io::Error),
 }
 
 impl UpdaterConfig {
+    /// The agent's update settings from its `config.yaml`: the endpoint (`UpdateURL`, else
+    /// the region's), the proxy (`HTTPProxyURL`, else the environment's, as the intake) and
+    /// the extra CA file, the release keys compiled into this build, the `stable` channel.
+    pub fn from_agent_config(
+        config: &agent_config::Config,
+        binary: PathBuf,
+        state_dir: &Path,
+        running: Version,
+        extra_ca_file: Option<PathBuf>,
+    ) -> Result<UpdaterConfig, UpdateError> {
+        let configured = config
+            .update_endpoint()
+            .map_err(|e| UpdateError::Setting(e.to_string()))?;
+        let endpoint = match configured {
+            Some(url) => url,
+            None => {
+                let region = config.region.unwrap_or_default();
+                region_endpoint(region)
+                    .ok_or_else(|| {
+                        UpdateError::Setting(format!(
+                            "no update endpoint is known for region {region}; set UpdateURL"
+                        ))
+                    })?
+                    .parse::<IntakeUrl>()
+                    .map_err(|e| UpdateError::Setting(e.to_string()))?
+            }
+        };
+        let proxy = config
+            .proxy()
+            .map_err(|e| UpdateError::Setting(e.to_string()))?;
+        let keys = TrustedKeys::release().map_err(|e| UpdateError::Keys(e.to_string()))?;
+        Ok(UpdaterConfig {
+            endpoint,
+            channel: DEFAULT_CHANNEL.to_owned(),
+            layout: Layout::new(binary, state_dir),
+            running,
+            keys,
+            http: HttpSettings {
+                proxy,
+                extra_ca_file,
+                ..HttpSettings::default()
+            },
+            targets: crate::manifest::target_names(),
+        })
+    }
+
     /// Runs one check on a current-thread runtime of its own (for `agent update`).
     pub fn check_blocking(&self, request: &Request) -> Result<Outcome, UpdateError> {
         let rt = tokio::runtime::Builder::new_current_thread()

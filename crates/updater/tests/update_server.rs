@@ -416,3 +416,77 @@ fn packaged_installs_and_unreachable_servers_change_nothing() {
     assert_eq!(std::fs::read(&host.binary).unwrap(), OLD_AGENT);
     assert!(!cfg.layout.staged().exists());
 }
+
+#[test]
+fn background_checks_only_with_auto_update_and_confirms_a_healthy_version() {
+    use agent_updater::background::{Background, Schedule};
+    use std::sync::mpsc;
+
+    let fast = Schedule {
+        first_check: Duration::from_millis(10),
+        interval: Duration::from_secs(3600),
+        jitter: Duration::from_millis(50),
+    };
+
+    // AutoUpdate: false: no request at all.
+    let host = Host::new("good");
+    let off = Background {
+        layout: host.layout(),
+        running: Version::new(0, 1, 0),
+        probation: None,
+        updater: None,
+        schedule: fast.clone(),
+    };
+    let running = off
+        .clone()
+        .spawn(|| true, |_| panic!("no restart without updates"))
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(800));
+    running.stop();
+    assert!(
+        host.server.requests().is_empty(),
+        "{:?}",
+        host.server.requests()
+    );
+    host.assert_untouched("AutoUpdate false");
+
+    // AutoUpdate: true: checks right after start, installs, asks for a restart.
+    let on = Background {
+        updater: Some(host.config("0.1.0")),
+        ..off
+    };
+    let (tx, rx) = mpsc::channel();
+    let running = on
+        .spawn(|| true, move |why| tx.send(why.to_owned()).unwrap())
+        .unwrap();
+    let why = rx.recv_timeout(Duration::from_secs(20)).unwrap();
+    running.stop();
+    assert!(why.contains("0.2.0"), "{why}");
+    assert_eq!(host.installed(), fixture("artifacts/agent-0.2.0"));
+
+    // The new version starts on probation and confirms itself after the grace period
+    // once healthy.
+    let v2 = Version::new(0, 2, 0);
+    let health = Health {
+        grace: Duration::from_millis(100),
+        ..Health::default()
+    };
+    assert!(matches!(
+        on_start(&host.layout(), &v2, &health).unwrap(),
+        agent_updater::StartAction::ConfirmAfterGrace { .. }
+    ));
+    let probation = Background {
+        layout: host.layout(),
+        running: v2,
+        probation: Some(health),
+        updater: None,
+        schedule: fast,
+    };
+    let running = probation.spawn(|| true, |_| panic!("healthy")).unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while host.layout().load().unwrap().journal.unwrap().step != Step::Confirmed {
+        assert!(std::time::Instant::now() < deadline, "not confirmed");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    running.stop();
+}
