@@ -244,6 +244,8 @@ pub struct TcpFlags {
 }
 
 /// `0.0.0.0` / `::`, the wildcard a socket bound to any address shows.
+// Only Linux attributes sockets to processes (procnet); elsewhere this is unused.
+#[cfg_attr(not(target_os = "linux"), allow(dead_code))]
 pub(crate) fn is_unspecified(ip: &IpAddr) -> bool {
     match ip {
         IpAddr::V4(a) => *a == Ipv4Addr::UNSPECIFIED,
