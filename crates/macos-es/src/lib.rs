@@ -13,6 +13,7 @@
 //!   (`macos-net`) behind the collector contract; on macOS thin bindings on the
 //!   `endpoint-sec` crate (`es`) and on `/dev/bpf` (`capture`), elsewhere `start` fails
 //!   with a clear error so that the agent's wiring compiles everywhere.
+//! - [`replay`]: the events recorded `eslogger` output would give (no host lookups).
 //! - [`bundle`]: the `.app` layout (Info.plist, executable, entitlements).
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
@@ -27,6 +28,7 @@ pub mod mapper;
 pub mod message;
 pub mod net;
 pub mod processor;
+pub mod replay;
 pub mod tags;
 
 pub use collector::{
