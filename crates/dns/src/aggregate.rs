@@ -7,7 +7,7 @@
 //! answer records (name, type, data; TTLs aside, order aside) are. An event is held until
 //! its window ends, then emitted once.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 
 use agent_event::Event;
 
@@ -26,6 +26,9 @@ pub struct Aggregator {
     window_ms: u64,
     max_pending: usize,
     pending: HashMap<String, Pending>,
+    /// Keys in the order their windows end (windows all have the same length, and time
+    /// only moves forward), so the due ones are at the front.
+    order: VecDeque<(u64, String)>,
 }
 
 impl Aggregator {
@@ -36,6 +39,7 @@ impl Aggregator {
             window_ms,
             max_pending: max_pending.max(1),
             pending: HashMap::new(),
+            order: VecDeque::new(),
         }
     }
 
@@ -75,50 +79,60 @@ impl Aggregator {
             out.push(event);
             return false;
         }
-        if self.pending.len() >= self.max_pending {
-            if let Some(oldest) = self
-                .pending
-                .iter()
-                .min_by_key(|(_, p)| p.deadline_ms)
-                .map(|(k, _)| k.clone())
-            {
-                if let Some(p) = self.pending.remove(&oldest) {
-                    out.push(finish(p));
-                }
-            }
+        while self.pending.len() >= self.max_pending {
+            // Full: the oldest goes out before its window ends.
+            let Some((deadline, key)) = self.order.pop_front() else {
+                break;
+            };
+            self.take(deadline, &key, out);
         }
+        let deadline_ms = now_ms.saturating_add(self.window_ms);
+        self.order.push_back((deadline_ms, key.clone()));
         self.pending.insert(
             key,
             Pending {
                 event,
                 count: 1,
-                deadline_ms: now_ms.saturating_add(self.window_ms),
+                deadline_ms,
             },
         );
         false
     }
 
+    /// Emits the pending event of `key` if it is the one whose window ends at `deadline`.
+    fn take(&mut self, deadline: u64, key: &str, out: &mut Vec<Event>) {
+        if self
+            .pending
+            .get(key)
+            .is_some_and(|p| p.deadline_ms == deadline)
+        {
+            if let Some(p) = self.pending.remove(key) {
+                out.push(finish(p));
+            }
+        }
+    }
+
     /// Appends the events whose window ended by `now_ms`, oldest first.
     pub fn flush_due(&mut self, now_ms: u64, out: &mut Vec<Event>) {
-        if self.pending.values().all(|p| p.deadline_ms > now_ms) {
-            return;
+        while let Some((deadline, _)) = self.order.front() {
+            if *deadline > now_ms {
+                break;
+            }
+            if let Some((deadline, key)) = self.order.pop_front() {
+                self.take(deadline, &key, out);
+            }
         }
-        let due: Vec<String> = self
-            .pending
-            .iter()
-            .filter(|(_, p)| p.deadline_ms <= now_ms)
-            .map(|(k, _)| k.clone())
-            .collect();
-        let mut done: Vec<Pending> = due.iter().filter_map(|k| self.pending.remove(k)).collect();
-        done.sort_by_key(|p| p.deadline_ms);
-        out.extend(done.into_iter().map(finish));
     }
 
     /// Appends every held event (shutdown, end of a replay), oldest first.
     pub fn flush_all(&mut self, out: &mut Vec<Event>) {
-        let mut done: Vec<Pending> = self.pending.drain().map(|(_, p)| p).collect();
-        done.sort_by_key(|p| p.deadline_ms);
-        out.extend(done.into_iter().map(finish));
+        while let Some((deadline, key)) = self.order.pop_front() {
+            self.take(deadline, &key, out);
+        }
+        // Nothing is left unless the clock went backwards; emit that too.
+        let mut rest: Vec<Pending> = self.pending.drain().map(|(_, p)| p).collect();
+        rest.sort_by_key(|p| p.deadline_ms);
+        out.extend(rest.into_iter().map(finish));
     }
 }
 

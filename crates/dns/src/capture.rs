@@ -66,9 +66,15 @@ const JEQ_K: u16 = 0x15; // if A == k
 const JSET_K: u16 = 0x45; // if A & k
 const RET_K: u16 = 0x06; // return k
 
-/// The kernel filter: IPv4 (not a non-first fragment) or IPv6 without extension headers,
-/// UDP or TCP, source or destination port 53. Jumps are relative to the next instruction.
-pub const FILTER: [libc::sock_filter; 23] = [
+const LDW_ABS: u16 = 0x20; // A = pkt[k..k+4], or an ancillary value
+/// Ancillary loads (linux/filter.h `SKF_AD_OFF + ...`).
+const SKF_AD_PKTTYPE: u32 = 0xffff_f000 + 4;
+const SKF_AD_HATYPE: u32 = 0xffff_f000 + 28;
+
+/// The port-53 part of the kernel filter: IPv4 (not a non-first fragment) or IPv6 without
+/// extension headers, UDP or TCP, source or destination port 53. Jumps are relative to the
+/// next instruction.
+const PORT_53: [libc::sock_filter; 23] = [
     op(LDB_ABS, 0, 0, 0),      // 0: version nibble
     op(AND_K, 0, 0, 0xf0),     // 1
     op(JEQ_K, 0, 10, 0x40),    // 2: IPv4? else 13
@@ -93,6 +99,20 @@ pub const FILTER: [libc::sock_filter; 23] = [
     op(RET_K, 0, 0, SNAP_LEN), // 21: accept
     op(RET_K, 0, 0, 0),        // 22: drop
 ];
+
+/// The kernel filter: loopback's copy of each packet being sent is dropped in the kernel
+/// (the received copy follows), then [`PORT_53`].
+pub fn filter() -> Vec<libc::sock_filter> {
+    let mut f = vec![
+        op(LDW_ABS, 0, 0, SKF_AD_PKTTYPE), // 0
+        op(JEQ_K, 0, 2, 4),                // 1: PACKET_OUTGOING? else the port check
+        op(LDW_ABS, 0, 0, SKF_AD_HATYPE),  // 2
+        // 3: on loopback: drop (the last instruction of PORT_53, 22 after the next one)
+        op(JEQ_K, 22, 0, u32::from(ARPHRD_LOOPBACK)),
+    ];
+    f.extend_from_slice(&PORT_53);
+    f
+}
 
 const PACKET_OUTGOING: u8 = 4;
 const ARPHRD_LOOPBACK: u16 = 772;
@@ -122,6 +142,16 @@ fn setsockopt<T>(fd: &OwnedFd, level: i32, name: i32, value: &T) -> io::Result<(
     }
 }
 
+fn attach(fd: &OwnedFd, program: &[libc::sock_filter]) -> io::Result<()> {
+    let prog = libc::sock_fprog {
+        len: u16::try_from(program.len())
+            .map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?,
+        filter: program.as_ptr().cast_mut(),
+    };
+    // The kernel copies the program during the call and never writes through the pointer.
+    setsockopt(fd, libc::SOL_SOCKET, libc::SO_ATTACH_FILTER, &prog)
+}
+
 impl Capture {
     /// Opens the socket, attaches the filter, then starts receiving on every interface of
     /// the calling thread's network namespace. `rcvbuf` is the kernel buffer size asked.
@@ -144,12 +174,17 @@ impl Capture {
         // SAFETY: `raw` is a descriptor we just opened and own alone.
         let fd = unsafe { OwnedFd::from_raw_fd(raw) };
 
-        let prog = libc::sock_fprog {
-            len: FILTER.len() as u16,
-            filter: FILTER.as_ptr().cast_mut(),
-        };
-        // The kernel copies the program during the call; FILTER is static anyway.
-        setsockopt(&fd, libc::SOL_SOCKET, libc::SO_ATTACH_FILTER, &prog)
+        let full = filter();
+        attach(&fd, &full)
+            .or_else(|e| {
+                // A kernel without the ancillary loads refuses the program: keep the port
+                // filter alone (the decoder skips loopback's sent copies itself).
+                if e.raw_os_error() == Some(libc::EINVAL) {
+                    attach(&fd, &PORT_53)
+                } else {
+                    Err(e)
+                }
+            })
             .map_err(os("SO_ATTACH_FILTER"))?;
         let size = i32::try_from(rcvbuf).unwrap_or(i32::MAX);
         // As root the limit of net.core.rmem_max can be passed; fall back to what it allows.

@@ -219,13 +219,13 @@ impl Decoder {
                     self.stats.tcp_lost += 1;
                 }
                 for m in messages.drain(..) {
-                    self.message(&m, &flow, meta.ts, now_ms, attribution, out);
+                    self.message(&m, &flow, meta.ts, attribution, out);
                 }
                 self.messages = messages;
             }
             _ => {
                 let payload = seg.payload;
-                self.message(payload, &flow, meta.ts, now_ms, attribution, out);
+                self.message(payload, &flow, meta.ts, attribution, out);
             }
         }
     }
@@ -235,7 +235,6 @@ impl Decoder {
         msg: &[u8],
         flow: &Flow,
         ts: Timestamp,
-        now_ms: u64,
         attribution: &mut dyn Attribution,
         out: &mut Vec<Event>,
     ) {
@@ -260,7 +259,7 @@ impl Decoder {
                     e.process = a.process;
                     e.sekoiaio.process.guid = a.guid;
                 }
-                if self.aggregator.push(e, now_ms, out) {
+                if self.aggregator.push(e, self.last_ms, out) {
                     self.stats.repeats += 1;
                 }
             }

@@ -3,10 +3,10 @@
 //! `socket:[inode]` links in `/proc/PID/fd`. Read at capture time; when no socket matches,
 //! several do, or several processes share the socket, the event names no process.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::path::PathBuf;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use agent_event::Process;
 use uuid::Uuid;
@@ -113,9 +113,18 @@ pub struct ProcAttribution {
     proc_root: PathBuf,
     boot_id: String,
     owners: HashMap<u64, Vec<u32>>,
-    last_scan: Option<Instant>,
-    min_rescan: Duration,
+    /// Full scans of `/proc/*/fd` cost milliseconds on a busy host: a token bucket bounds
+    /// them (`SCANS_PER_SECOND`, bursts of as many); past it, a response names no process.
+    scan_tokens: f64,
+    last_refill: Instant,
+    /// Processes that owned a DNS client socket lately: looked at first, cheaply.
+    recent: VecDeque<u32>,
 }
+
+/// Full `/proc` scans allowed per second (and burst).
+const SCANS_PER_SECOND: f64 = 10.0;
+/// Recent socket owners remembered.
+const RECENT: usize = 32;
 
 impl Default for ProcAttribution {
     fn default() -> Self {
@@ -130,8 +139,9 @@ impl ProcAttribution {
             proc_root: PathBuf::from("/proc"),
             boot_id: agent_host::boot_id().unwrap_or_default(),
             owners: HashMap::new(),
-            last_scan: None,
-            min_rescan: Duration::from_millis(50),
+            scan_tokens: SCANS_PER_SECOND,
+            last_refill: Instant::now(),
+            recent: VecDeque::new(),
         }
     }
 
@@ -145,7 +155,6 @@ impl ProcAttribution {
 
     fn scan_owners(&mut self) {
         self.owners.clear();
-        self.last_scan = Some(Instant::now());
         let Ok(dir) = std::fs::read_dir(&self.proc_root) else {
             return;
         };
@@ -181,20 +190,48 @@ impl ProcAttribution {
     }
 
     fn owner(&mut self, inode: u64) -> Option<u32> {
+        let want = format!("socket:[{inode}]");
         if !self.owners.contains_key(&inode) {
-            let may_rescan = self
-                .last_scan
-                .is_none_or(|t| t.elapsed() >= self.min_rescan);
-            if !may_rescan {
+            // Programs that resolve often (browsers, resolvers) are found without a scan.
+            if let Some(&pid) = self.recent.iter().find(|&&p| self.holds(p, &want)) {
+                self.owners.insert(inode, vec![pid]);
+            } else if self.take_scan_token() {
+                self.scan_owners();
+            } else {
                 return None;
             }
-            self.scan_owners();
         }
         // A socket shared by several processes (inherited across fork) has no one owner.
-        match self.owners.get(&inode)?.as_slice() {
-            [pid] => Some(*pid),
-            _ => None,
+        let pid = match self.owners.get(&inode)?.as_slice() {
+            [pid] => *pid,
+            _ => return None,
+        };
+        self.recent.retain(|&p| p != pid);
+        self.recent.push_front(pid);
+        self.recent.truncate(RECENT);
+        Some(pid)
+    }
+
+    fn take_scan_token(&mut self) -> bool {
+        let now = Instant::now();
+        let refill = now.duration_since(self.last_refill).as_secs_f64() * SCANS_PER_SECOND;
+        self.last_refill = now;
+        self.scan_tokens = (self.scan_tokens + refill).min(SCANS_PER_SECOND);
+        if self.scan_tokens >= 1.0 {
+            self.scan_tokens -= 1.0;
+            true
+        } else {
+            false
         }
+    }
+
+    /// Whether `pid` has the socket `want` (`socket:[inode]`) open now.
+    fn holds(&self, pid: u32, want: &str) -> bool {
+        let fd_dir = self.proc_root.join(pid.to_string()).join("fd");
+        std::fs::read_dir(fd_dir).is_ok_and(|d| {
+            d.flatten()
+                .any(|fd| std::fs::read_link(fd.path()).is_ok_and(|t| t.as_os_str() == want))
+        })
     }
 
     fn process(&self, pid: u32) -> Option<Attributed> {
