@@ -200,7 +200,12 @@ pub fn start(settings: &EsSettings, sink: Sink) -> Result<Running, EsError> {
         file_scope: settings.file_scope,
         muted_paths: muted.clone(),
     };
-    let mapper = Mapper::new(config.clone(), UserNames::new());
+    let mut mapper = Mapper::new(config.clone(), UserNames::new());
+    let seeded = seed_running_processes(&mut mapper);
+    tracing::debug!(
+        processes = seeded,
+        "running processes seeded into the process cache"
+    );
     let hasher = FileHasher::new(settings.hash_policy.clone(), HASH_CACHE);
     let report = sink.report().clone();
     let (tx, rx) = bounded::<EsMessage>(settings.queue.max(1));
@@ -604,6 +609,115 @@ fn convert(msg: &Message) -> Option<EsMessage> {
         process: process(&msg.process()),
         event,
     })
+}
+
+// --- processes running before the start ----------------------------------------------------
+
+/// Seeds the mapper with every running process (executable, arguments, directory), the
+/// way the Linux collector reads /proc at start. Returns how many were seeded.
+fn seed_running_processes(mapper: &mut Mapper<UserNames>) -> usize {
+    // SAFETY: a null buffer of size 0 asks only for the number of pids.
+    let n = unsafe { libc::proc_listallpids(std::ptr::null_mut(), 0) };
+    let Ok(n) = usize::try_from(n) else {
+        return 0;
+    };
+    // Room for processes started meanwhile.
+    let mut pids = vec![0 as libc::pid_t; n + 64];
+    let bytes = libc::c_int::try_from(pids.len() * std::mem::size_of::<libc::pid_t>()).unwrap_or(0);
+    // SAFETY: `pids` is a live, writable buffer of `bytes` bytes.
+    let got = unsafe { libc::proc_listallpids(pids.as_mut_ptr().cast(), bytes) };
+    let Ok(got) = usize::try_from(got) else {
+        return 0;
+    };
+    let mut seeded = 0;
+    for &pid in pids.iter().take(got.min(pids.len())) {
+        if pid <= 0 {
+            continue;
+        }
+        let Ok(t) = EsToken::from_pid(pid) else {
+            continue;
+        };
+        let Some(exe) = pid_path(pid) else {
+            continue;
+        };
+        mapper.seed_process(
+            &token(&t),
+            &exe,
+            pid_args(pid),
+            &pid_cwd(pid).unwrap_or_default(),
+        );
+        seeded += 1;
+    }
+    seeded
+}
+
+fn pid_path(pid: libc::pid_t) -> Option<String> {
+    let mut buf = vec![0u8; libc::PROC_PIDPATHINFO_MAXSIZE as usize];
+    // SAFETY: `buf` is a live, writable buffer of the size passed.
+    let n = unsafe { libc::proc_pidpath(pid, buf.as_mut_ptr().cast(), buf.len() as u32) };
+    let n = usize::try_from(n).ok().filter(|&n| n > 0)?;
+    buf.truncate(n);
+    Some(String::from_utf8_lossy(&buf).into_owned())
+}
+
+fn pid_cwd(pid: libc::pid_t) -> Option<String> {
+    // SAFETY: proc_vnodepathinfo is plain data; all zeroes is a valid value.
+    let mut info: libc::proc_vnodepathinfo = unsafe { std::mem::zeroed() };
+    let size = std::mem::size_of::<libc::proc_vnodepathinfo>() as libc::c_int;
+    // SAFETY: `info` is a live, writable value of `size` bytes, the flavor's structure.
+    let n = unsafe {
+        libc::proc_pidinfo(
+            pid,
+            libc::PROC_PIDVNODEPATHINFO,
+            0,
+            (&mut info as *mut libc::proc_vnodepathinfo).cast(),
+            size,
+        )
+    };
+    if n != size {
+        return None;
+    }
+    let path = info.pvi_cdir.vip_path.as_flattened();
+    let end = path.iter().position(|&c| c == 0).unwrap_or(path.len());
+    let bytes: Vec<u8> = path[..end].iter().map(|&c| c as u8).collect();
+    Some(String::from_utf8_lossy(&bytes).into_owned()).filter(|p| !p.is_empty())
+}
+
+/// `argv` of a process, from `KERN_PROCARGS2` (argc, the exec path, then the arguments).
+fn pid_args(pid: libc::pid_t) -> Vec<String> {
+    let mut mib = [libc::CTL_KERN, libc::KERN_PROCARGS2, pid];
+    let mut size: libc::size_t = 0;
+    // SAFETY: `mib` names 3 levels; a null buffer asks for the size.
+    let rc = unsafe {
+        libc::sysctl(
+            mib.as_mut_ptr(),
+            3,
+            std::ptr::null_mut(),
+            &mut size,
+            std::ptr::null_mut(),
+            0,
+        )
+    };
+    if rc != 0 || size < 4 {
+        return Vec::new();
+    }
+    let mut buf = vec![0u8; size];
+    // SAFETY: `buf` is a live, writable buffer of `size` bytes and `size` says so.
+    let rc = unsafe {
+        libc::sysctl(
+            mib.as_mut_ptr(),
+            3,
+            buf.as_mut_ptr().cast(),
+            &mut size,
+            std::ptr::null_mut(),
+            0,
+        )
+    };
+    if rc != 0 {
+        return Vec::new();
+    }
+    buf.truncate(size);
+    crate::procargs::parse(&buf)
 }
 
 // --- host facts ------------------------------------------------------------------------

@@ -27,6 +27,7 @@ pub mod gaps;
 pub mod mapper;
 pub mod message;
 pub mod net;
+mod procargs;
 pub mod processor;
 pub mod replay;
 pub mod tags;

@@ -283,6 +283,27 @@ impl<N: Names> Mapper<N> {
         }
     }
 
+    /// Remembers a process that was running before the collector started (ES reports
+    /// arguments only at exec): its later events, and those of its children, then carry
+    /// its command line. The macOS binding seeds every running process at start.
+    pub fn seed_process(
+        &mut self,
+        token: &AuditToken,
+        executable: &str,
+        args: Vec<String>,
+        cwd: &str,
+    ) {
+        self.procs.insert(
+            token,
+            ProcEntry {
+                executable: executable.to_owned(),
+                args,
+                cwd: cwd.to_owned(),
+                used: 0,
+            },
+        );
+    }
+
     /// Maps one message; `Err` says why it maps to nothing.
     pub fn map(&mut self, m: &EsMessage) -> Result<Mapped, Skip> {
         if self.config.own_pid == Some(m.process.audit_token.pid) {

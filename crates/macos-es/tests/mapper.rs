@@ -114,6 +114,26 @@ fn exec_names_the_parent_image_seen_before_and_links_the_guids() {
 }
 
 #[test]
+fn processes_running_before_the_start_are_known_once_seeded() {
+    let mut m = mapper();
+    let login = agent_macos_es::message::AuditToken {
+        pid: 4011,
+        pidversion: 9790,
+        ..Default::default()
+    };
+    m.seed_process(
+        &login,
+        "/usr/bin/login",
+        vec!["login".into(), "-pf".into(), "alice".into()],
+        "/",
+    );
+    let e = m.map(&fixture("exec_zsh")).unwrap().into_event();
+    let parent = e.process.parent.unwrap();
+    assert_eq!(parent.executable, "/usr/bin/login");
+    assert_eq!(parent.command_line, "login -pf alice");
+}
+
+#[test]
 fn fork_only_teaches_the_child_its_parents_command_line() {
     let mut m = mapper();
     m.map(&fixture("exec_zsh")).unwrap();
