@@ -137,26 +137,30 @@ fn restart_service(paths: &Paths, to: &Version) {
     }
 }
 
-/// The updater's work at the start of `agent run` (service mode): settles an interrupted
-/// update, counts the starts of a version on probation, rolls it back when it had its
-/// chances (then `Err`: the agent exits so the service manager starts the restored binary).
-pub fn at_start(paths: &Paths) -> Result<Option<Health>, String> {
+/// The updater's work at the start of `agent run` (service mode), before anything else
+/// (config included, so that a new version that cannot even read it still counts its
+/// starts): settles an interrupted update, counts the starts of a version on probation,
+/// rolls it back when it had its chances (then `Err`: the agent exits so the service
+/// manager starts the restored binary, which reports the rollback). `Ok` carries the
+/// probation's health settings and a note to log once logging is set up.
+pub fn at_start(paths: &Paths) -> Result<(Option<Health>, Option<String>), String> {
     let layout = Layout::new(paths.binary.clone(), &paths.state_dir);
     let health = Health::default();
     match on_start(&layout, &running_version(), &health) {
-        Ok(StartAction::ConfirmAfterGrace { .. }) => Ok(Some(health)),
+        Ok(StartAction::ConfirmAfterGrace { version, start }) => Ok((
+            Some(health),
+            Some(format!("updated version {version} on probation (start {start}): it confirms itself after {:?} of healthy running", health.grace)),
+        )),
         Ok(StartAction::RolledBack {
             failed,
             restored,
             reason,
         }) => Err(format!(
-            "update to {failed} rolled back to {restored} ({reason}); restarting into {restored}"
+            "update to {failed} rolled back to {restored} ({reason}); exiting so that {restored} starts"
         )),
-        Ok(StartAction::Run | StartAction::Settled { .. }) => Ok(None),
-        Err(e) => {
-            tracing::error!(error = %e, "the update journal could not be read or settled");
-            Ok(None)
-        }
+        Ok(StartAction::Settled { note }) => Ok((None, Some(note))),
+        Ok(StartAction::Run) => Ok((None, None)),
+        Err(e) => Ok((None, Some(format!("the update journal could not be read or settled: {e}")))),
     }
 }
 

@@ -100,6 +100,13 @@ fn load_config(opts: &RunOptions) -> Result<(Config, Vec<String>), RunError> {
 /// Runs the agent until `stop` receives a message (or its senders are gone); returns
 /// after an orderly shutdown.
 pub fn run(opts: RunOptions, stop: Receiver<()>) -> Result<(), RunError> {
+    // Before anything else, config included: an updated version on probation counts its
+    // starts, or is rolled back (then exit so the service manager starts the restored one).
+    let (probation, update_note) = match opts.console {
+        true => (None, None),
+        false => crate::cmd::update::at_start(&opts.paths)
+            .map_err(|m| start_err("the updated agent", m))?,
+    };
     let (config, config_warnings) = load_config(&opts)?;
     let intake_key = match (&config.intake_key, opts.console) {
         (Some(k), _) => k.clone(),
@@ -120,6 +127,9 @@ pub fn run(opts: RunOptions, stop: Receiver<()>) -> Result<(), RunError> {
     let (control_tx, control_rx) = bounded::<Control>(CONTROL_CHANNEL);
     init_logging(&opts, control_tx.clone())?;
     tracing::info!(version = %crate::version_string(), console = opts.console, "agent starting");
+    if let Some(note) = update_note {
+        tracing::warn!("update: {note}");
+    }
     // In the agent log and as agent-log events, so that a setting that does nothing is
     // visible centrally too; on stderr as well when the log goes to a file.
     for w in &config_warnings {
@@ -128,14 +138,6 @@ pub fn run(opts: RunOptions, stop: Receiver<()>) -> Result<(), RunError> {
         }
         tracing::warn!("configuration: {w}");
     }
-
-    // An updated version on probation is counted (or rolled back: then exit so the service
-    // manager starts the restored binary) before anything else starts.
-    let probation = match opts.console {
-        true => None,
-        false => crate::cmd::update::at_start(&opts.paths)
-            .map_err(|m| start_err("the updated agent", m))?,
-    };
 
     let state_dir = opts.paths.state_dir.clone();
     let stamp = stamp(&state_dir, opts.console)?;

@@ -77,6 +77,10 @@ pub struct Journal {
     pub updated: i64,
     /// Why it was rolled back.
     pub reason: Option<String>,
+    /// Whether a start after the rollback reported it (the rolled-back binary exits before
+    /// its log is set up; the restored one tells the agent log and the intake).
+    #[serde(default)]
+    pub reported: bool,
 }
 
 /// Everything the updater persists.
@@ -179,6 +183,7 @@ mod tests {
                 first_start: Some(1),
                 updated: 2,
                 reason: Some("not confirmed".into()),
+                reported: false,
             }),
         };
         state.save(&path).unwrap();

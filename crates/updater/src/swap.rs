@@ -369,6 +369,7 @@ pub(crate) fn swap_with(
         first_start: None,
         updated: unix_now(),
         reason: None,
+        reported: false,
     };
     state.journal = Some(journal.clone());
     if let Err(e) = state.save(&layout.state_file) {
@@ -397,7 +398,13 @@ pub(crate) fn swap_with(
     if let Err(e) = install(&staged, &layout.binary) {
         // Not swapped: say so in the journal, so the next start does not count starts of
         // a binary that never changed.
-        let _ = record_rollback(layout, &mut state, &format!("the swap failed: {e}"), true);
+        let _ = record_rollback(
+            layout,
+            &mut state,
+            &format!("the swap failed: {e}"),
+            true,
+            true,
+        );
         return Ok(Err(e));
     }
     hook(Point::Renamed)?;
@@ -453,11 +460,13 @@ fn record_rollback(
     state: &mut UpdateState,
     reason: &str,
     restore_accepted: bool,
+    reported: bool,
 ) -> Result<(), SwapError> {
     if let Some(j) = state.journal.as_mut() {
         j.step = Step::RolledBack;
         j.updated = unix_now();
         j.reason = Some(reason.to_owned());
+        j.reported = reported;
         if restore_accepted {
             state.accepted = j.prior_accepted.clone();
         }
@@ -545,12 +554,27 @@ pub(crate) fn on_start_at(
         return Ok(Ok(StartAction::Run));
     };
     let settle = |state: &mut UpdateState, note: String, restore: bool| {
-        record_rollback(layout, state, &note, restore).map(|()| {
+        record_rollback(layout, state, &note, restore, true).map(|()| {
             tracing::warn!(from = %journal.from, to = %journal.to, "{note}");
             StartAction::Settled { note }
         })
     };
     match journal.step {
+        Step::RolledBack if !journal.reported => {
+            remove_leftover(&layout.staged());
+            let note = format!(
+                "update to {} was rolled back ({}); {running} is running",
+                journal.to,
+                journal.reason.as_deref().unwrap_or("no reason recorded")
+            );
+            if let Some(j) = state.journal.as_mut() {
+                j.reported = true;
+            }
+            if let Err(e) = state.save(&layout.state_file) {
+                return Ok(Err(e.into()));
+            }
+            Ok(Ok(StartAction::Settled { note }))
+        }
         Step::Confirmed | Step::RolledBack => {
             remove_leftover(&layout.staged());
             Ok(Ok(StartAction::Run))
@@ -640,7 +664,7 @@ fn rollback_at(
         return Ok(Err(e));
     }
     hook(Point::RollbackRenamed)?;
-    if let Err(e) = record_rollback(layout, state, reason, false) {
+    if let Err(e) = record_rollback(layout, state, reason, false, false) {
         return Ok(Err(e));
     }
     tracing::error!(failed = %journal.to, restored = %journal.from, reason, "update rolled back: the previous binary is restored");
