@@ -566,6 +566,7 @@ fn read_boot_time(_root: &Path) -> Option<u64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    #[cfg(target_os = "linux")]
     use std::process::{Child, Command};
 
     #[test]
@@ -602,6 +603,7 @@ mod tests {
         assert_eq!(long.len(), 1);
     }
 
+    #[cfg(target_os = "linux")]
     fn boot_id() -> String {
         std::fs::read_to_string("/proc/sys/kernel/random/boot_id")
             .expect("Linux boot id")
@@ -609,6 +611,7 @@ mod tests {
             .to_owned()
     }
 
+    #[cfg(target_os = "linux")]
     fn proc_start(pid: u32) -> u64 {
         let stat = std::fs::read(format!("/proc/{pid}/stat")).unwrap();
         parse_stat(&stat).unwrap().1
@@ -618,7 +621,9 @@ mod tests {
     const NO_PROC: &str = "/nonexistent/proc-root-for-tests";
 
     /// Kills and reaps the child even when an assertion fails.
+    #[cfg(target_os = "linux")]
     struct KillOnDrop(Child);
+    #[cfg(target_os = "linux")]
     impl Drop for KillOnDrop {
         fn drop(&mut self) {
             let _ = self.0.kill();
@@ -744,6 +749,7 @@ mod tests {
     }
 
     /// A fake /proc/PID/stat line with the given ppid and start time (field 22).
+    #[cfg(target_os = "linux")]
     fn stat_line(pid: u32, ppid: u32, start: u64) -> String {
         // Fields 3..=21 after the command name, then the start time.
         let mut f = vec![

@@ -629,12 +629,8 @@ impl Normalizer {
         let Ok(meta) = std::fs::symlink_metadata(&f.path) else {
             return;
         };
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::MetadataExt;
-            if rec.get_u64("inode").is_some_and(|ino| ino != meta.ino()) {
-                return;
-            }
+        if !same_inode(&meta, rec) {
+            return;
         }
         if meta.is_file() {
             f.size = Some(meta.len());
@@ -1033,6 +1029,19 @@ fn parent_process(info: &ProcessInfo) -> Process {
         command_line: info.command_line(),
         ..Process::default()
     }
+}
+
+/// Whether `meta` is the inode the record names (true when either side cannot tell).
+#[cfg(unix)]
+fn same_inode(meta: &std::fs::Metadata, rec: &AuditRecord) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    rec.get_u64("inode").is_none_or(|ino| ino == meta.ino())
+}
+
+/// Whether `meta` is the inode the record names (no inode numbers here: assume so).
+#[cfg(not(unix))]
+fn same_inode(_meta: &std::fs::Metadata, _rec: &AuditRecord) -> bool {
+    true
 }
 
 /// A `PATH` record's name, if it has one (`name=(null)` has none).
