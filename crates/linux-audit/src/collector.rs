@@ -10,8 +10,13 @@
 //!   once deleted), the refused ones are skipped, and the session starts with the rest. A
 //!   rule refused for its `saddr_fam` field (kernels before 5.3) is loaded without it
 //!   instead ([`Collector::degraded_rules`]).
+//! - Beside another audit daemon (auditd registered for the unicast stream), the collector
+//!   joins the multicast group instead of failing ([`Collector::mode`] is then
+//!   `multicast beside auditd`, also set as the collector report's mode): its rules are
+//!   added beside the daemon's and removed at stop, the daemon's registration, backlog and
+//!   rate limits are left alone, and no `never` rule hides the agent from the daemon's log.
 //! - The agent's own activity: the session loads `-a never,exit -F pid=<own pid>` before
-//!   every other rule (`SessionConfig::exclude_self` is forced on), so neither the hashing
+//!   every other rule (`SessionConfig::exclude_self` is forced on in unicast mode), so neither the hashing
 //!   reads nor the agent's network traffic produce events; the normalizer also drops any
 //!   event of our pid that a user rule might let through.
 //! - The reader thread never blocks on anything but the netlink socket: events go out with
