@@ -15,10 +15,10 @@
 //!   `multicast beside auditd`, also set as the collector report's mode): its rules are
 //!   added beside the daemon's and removed at stop, the daemon's registration, backlog and
 //!   rate limits are left alone, and no `never` rule hides the agent from the daemon's log.
-//! - The agent's own activity: the session loads `-a never,exit -F pid=<own pid>` before
-//!   every other rule (`SessionConfig::exclude_self` is forced on in unicast mode), so neither the hashing
-//!   reads nor the agent's network traffic produce events; the normalizer also drops any
-//!   event of our pid that a user rule might let through.
+//! - The agent's own activity: in unicast mode the session loads
+//!   `-a never,exit -F pid=<own pid>` before every other rule (`SessionConfig::exclude_self`
+//!   is forced on), so neither the hashing reads nor the agent's network traffic produce
+//!   events; the normalizer also drops any event of our pid (all of them in multicast mode).
 //! - The reader thread never blocks on anything but the netlink socket: events go out with
 //!   `try_send` (a full channel counts a drop), files are hashed by an
 //!   [`agent_host::HashWorker`] thread; a file event waits for its hash result at most
