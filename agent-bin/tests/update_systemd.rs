@@ -5,7 +5,11 @@
 //! - it exits 1 at every start (its config has no intake key): systemd restarts it, each
 //!   start is counted, and the fourth restores the previous binary, which systemd then runs;
 //! - it is killed with SIGKILL before it confirms: systemd restarts it and it runs again,
-//!   still on probation.
+//!   still on probation;
+//!
+//! and with `AutoUpdate: false` the running agent makes no request to the update server on
+//! the host (while with `AutoUpdate: true` it asks within seconds, the check being moved
+//! to right after the start).
 //!
 //! Needs root, systemd-nspawn, debootstrap and the Debian mirror (first run only).
 #![cfg(target_os = "linux")]
@@ -18,6 +22,7 @@ use std::path::Path;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+use agent_testkit::FileServer;
 use agent_updater::{Journal, Step, UpdateState};
 use semver::Version;
 use support::{Container, Share};
@@ -168,4 +173,92 @@ fn systemd_an_update_killed_before_it_confirms_runs_again_after_the_restart() {
     std::thread::sleep(Duration::from_secs(3));
     assert_eq!(c.unit_property(UNIT, "ActiveState"), "active");
     assert_eq!(c.unit_property(UNIT, "SubState"), "running");
+}
+
+fn fixture(name: &str) -> Vec<u8> {
+    let path = format!(
+        "{}/../crates/updater/tests/fixtures/{name}",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    std::fs::read(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
+}
+
+/// Points the installed service at `server` (its CA, the fixtures' test key, the first
+/// check one second after start) with `AutoUpdate: auto`, and restarts it.
+fn configure_updates(c: &Container, server: &FileServer, auto: bool) {
+    std::fs::copy(
+        server.ca_file(),
+        c.root().join("etc/endpoint-agent/update-ca.pem"),
+    )
+    .unwrap();
+    let key = String::from_utf8(fixture("keys/a.pub")).unwrap();
+    let dropin = c
+        .root()
+        .join("etc/systemd/system")
+        .join(format!("{UNIT}.d"));
+    std::fs::create_dir_all(&dropin).unwrap();
+    std::fs::write(
+        dropin.join("update-test.conf"),
+        format!(
+            "[Service]\nEnvironment=ENDPOINT_AGENT_UPDATE_FIRST_CHECK_SECS=1\nEnvironment=ENDPOINT_AGENT_EXTRA_CA=/etc/endpoint-agent/update-ca.pem\nEnvironment=ENDPOINT_AGENT_UPDATE_TEST_KEY={}\n",
+            key.lines().nth(1).unwrap()
+        ),
+    )
+    .unwrap();
+    std::fs::write(
+        c.root().join("etc/endpoint-agent/config.yaml"),
+        format!(
+            "IntakeKey: {KEY}\nUpdateURL: {}\nAutoUpdate: {auto}\n",
+            server.url()
+        ),
+    )
+    .unwrap();
+    c.exec_ok(&["systemctl", "daemon-reload"]);
+    c.exec_ok(&["systemctl", "restart", UNIT]);
+}
+
+#[test]
+fn systemd_auto_update_false_makes_no_request() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let server = FileServer::start().unwrap();
+    // The running version: a check finds it up to date and installs nothing.
+    server.put(
+        "/endpoint-agent/stable/manifest.json",
+        fixture("manifests/equal.json"),
+    );
+    server.put(
+        "/endpoint-agent/stable/manifest.json.minisig",
+        fixture("manifests/equal.json.minisig"),
+    );
+    let share = Share::with_agent();
+    let c = Container::boot(&share.dir);
+    c.exec_ok(&["/mnt/share/agent", "install", "--intake-key", KEY]);
+
+    configure_updates(&c, &server, false);
+    std::thread::sleep(Duration::from_secs(15));
+    assert_eq!(
+        c.unit_property(UNIT, "ActiveState"),
+        "active",
+        "{}",
+        c.journal(UNIT)
+    );
+    assert!(server.requests().is_empty(), "{:?}", server.requests());
+
+    // The control: the same setup with AutoUpdate: true asks at once.
+    configure_updates(&c, &server, true);
+    wait_for(&c, "the update check", Duration::from_secs(30), || {
+        server
+            .requests()
+            .iter()
+            .any(|p| p.ends_with("/manifest.json"))
+    });
+    wait_for(
+        &c,
+        "the check's verdict in the agent log",
+        Duration::from_secs(30),
+        || {
+            std::fs::read_to_string(c.root().join("var/log/endpoint-agent/agent.log"))
+                .is_ok_and(|l| l.contains("update check: up to date"))
+        },
+    );
 }

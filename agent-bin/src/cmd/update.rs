@@ -164,6 +164,24 @@ pub fn at_start(paths: &Paths) -> Result<(Option<Health>, Option<String>), Strin
     }
 }
 
+/// Environment variable: seconds until the first automatic check, without jitter (tests,
+/// and operators who want an update check right after a start).
+pub const FIRST_CHECK_ENV: &str = "ENDPOINT_AGENT_UPDATE_FIRST_CHECK_SECS";
+
+fn schedule_from_env() -> Schedule {
+    let first = std::env::var(FIRST_CHECK_ENV)
+        .ok()
+        .and_then(|v| v.trim().parse::<u64>().ok());
+    match first {
+        Some(secs) => Schedule {
+            first_check: std::time::Duration::from_secs(secs),
+            jitter: std::time::Duration::ZERO,
+            ..Schedule::default()
+        },
+        None => Schedule::default(),
+    }
+}
+
 /// Starts the updater thread of `agent run`: confirms a version on probation once
 /// `healthy` holds after the grace period; with `AutoUpdate: true` checks at start and
 /// every few hours; calls `restart` when the agent must restart into another binary.
@@ -197,7 +215,7 @@ pub fn spawn_background(
         running: running_version(),
         probation,
         updater,
-        schedule: Schedule::default(),
+        schedule: schedule_from_env(),
     };
     match background.spawn(healthy, restart) {
         Ok(r) => Some(r),
