@@ -732,6 +732,17 @@ mod tests {
         );
     }
 
+    /// The default file compiles unchanged for both architectures the agent ships for.
+    #[test]
+    fn default_rules_compile_for_x86_64_and_aarch64() {
+        for arch in [Arch::X86_64, Arch::Aarch64] {
+            let (_, skipped) = compile_rules(DEFAULT_RULES, arch);
+            for s in &skipped {
+                assert!(s.reason.contains("does not exist"), "{arch:?}: {s:?}");
+            }
+        }
+    }
+
     /// A kernel without `saddr_fam` (simulated): the network rules load without it, once.
     #[test]
     fn rules_with_saddr_fam_degrade_instead_of_vanishing() {
