@@ -15,7 +15,7 @@ use crate::message::set_repeat_count;
 
 #[derive(Debug)]
 struct Pending {
-    event: Event,
+    event: Box<Event>,
     count: u64,
     deadline_ms: u64,
 }
@@ -55,7 +55,7 @@ impl Aggregator {
 
     /// Takes one event seen at `now_ms`; returns whether it was a repeat. Events whose
     /// window ended are appended to `out`.
-    pub fn push(&mut self, event: Event, now_ms: u64, out: &mut Vec<Event>) -> bool {
+    pub fn push(&mut self, event: Box<Event>, now_ms: u64, out: &mut Vec<Box<Event>>) -> bool {
         self.flush_due(now_ms, out);
         let key = answer_key(&event);
         if let Some(p) = self.pending.get_mut(&key) {
@@ -100,7 +100,7 @@ impl Aggregator {
     }
 
     /// Emits the pending event of `key` if it is the one whose window ends at `deadline`.
-    fn take(&mut self, deadline: u64, key: &str, out: &mut Vec<Event>) {
+    fn take(&mut self, deadline: u64, key: &str, out: &mut Vec<Box<Event>>) {
         if self
             .pending
             .get(key)
@@ -113,7 +113,7 @@ impl Aggregator {
     }
 
     /// Appends the events whose window ended by `now_ms`, oldest first.
-    pub fn flush_due(&mut self, now_ms: u64, out: &mut Vec<Event>) {
+    pub fn flush_due(&mut self, now_ms: u64, out: &mut Vec<Box<Event>>) {
         while let Some((deadline, _)) = self.order.front() {
             if *deadline > now_ms {
                 break;
@@ -125,7 +125,7 @@ impl Aggregator {
     }
 
     /// Appends every held event (shutdown, end of a replay), oldest first.
-    pub fn flush_all(&mut self, out: &mut Vec<Event>) {
+    pub fn flush_all(&mut self, out: &mut Vec<Box<Event>>) {
         while let Some((deadline, key)) = self.order.pop_front() {
             self.take(deadline, &key, out);
         }
@@ -136,7 +136,7 @@ impl Aggregator {
     }
 }
 
-fn finish(p: Pending) -> Event {
+fn finish(p: Pending) -> Box<Event> {
     let mut e = p.event;
     set_repeat_count(&mut e, p.count);
     e
@@ -166,8 +166,8 @@ mod tests {
     use crate::message::repeat_count;
     use agent_event::{DnsAnswer, Timestamp};
 
-    fn ev(name: &str, ip: &str, ttl: u64) -> Event {
-        Event::dns_query(
+    fn ev(name: &str, ip: &str, ttl: u64) -> Box<Event> {
+        Box::new(Event::dns_query(
             Timestamp::from_unix(0, 0),
             name,
             vec![DnsAnswer {
@@ -177,7 +177,7 @@ mod tests {
                 ttl: Some(ttl),
                 ..DnsAnswer::default()
             }],
-        )
+        ))
     }
 
     #[test]

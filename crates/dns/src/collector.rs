@@ -221,9 +221,9 @@ mod linux {
         }
     }
 
-    fn send_all(sink: &Sink, out: &mut Vec<agent_event::Event>) -> Result<(), SinkError> {
+    fn send_all(sink: &Sink, out: &mut Vec<Box<agent_event::Event>>) -> Result<(), SinkError> {
         for e in out.drain(..) {
-            sink.send(Box::new(e))?;
+            sink.send(e)?;
         }
         Ok(())
     }

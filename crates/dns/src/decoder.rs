@@ -156,7 +156,7 @@ impl Decoder {
         frame: &[u8],
         meta: FrameMeta,
         attribution: &mut dyn Attribution,
-        out: &mut Vec<Event>,
+        out: &mut Vec<Box<Event>>,
     ) {
         self.stats.frames += 1;
         let now_ms = millis(&meta.ts);
@@ -173,7 +173,7 @@ impl Decoder {
         meta: FrameMeta,
         now_ms: u64,
         attribution: &mut dyn Attribution,
-        out: &mut Vec<Event>,
+        out: &mut Vec<Box<Event>>,
     ) {
         if meta.loopback_outgoing {
             self.stats.loopback_duplicates += 1;
@@ -236,7 +236,7 @@ impl Decoder {
         flow: &Flow,
         ts: Timestamp,
         attribution: &mut dyn Attribution,
-        out: &mut Vec<Event>,
+        out: &mut Vec<Box<Event>>,
     ) {
         if msg.len() >= 12 && !is_response(msg) {
             self.stats.queries += 1;
@@ -246,7 +246,8 @@ impl Decoder {
             return;
         }
         match response_event(msg, flow, ts) {
-            Ok(Some(mut e)) => {
+            Ok(Some(e)) => {
+                let mut e = Box::new(e);
                 self.stats.responses += 1;
                 let id = u16::from_be_bytes([msg[0], msg[1]]);
                 e.event.start = Some(
@@ -281,7 +282,7 @@ impl Decoder {
     }
 
     /// Emits the events whose window ended by `now` (call it when no frame came for a while).
-    pub fn tick(&mut self, now: Timestamp, out: &mut Vec<Event>) {
+    pub fn tick(&mut self, now: Timestamp, out: &mut Vec<Box<Event>>) {
         let now_ms = millis(&now);
         self.last_ms = self.last_ms.max(now_ms);
         let before = out.len();
@@ -296,7 +297,7 @@ impl Decoder {
     }
 
     /// Emits every held event (shutdown, end of a replay).
-    pub fn finish(&mut self, out: &mut Vec<Event>) {
+    pub fn finish(&mut self, out: &mut Vec<Box<Event>>) {
         let before = out.len();
         self.aggregator.flush_all(out);
         self.stats.events += (out.len() - before) as u64;

@@ -114,7 +114,6 @@ fn the_collector_reports_every_answer_of_dnsmasq_once() {
         let big = dig(&["@127.0.0.1", "big.test", "A"]);
         assert!(big.contains("Truncated, retrying in TCP mode"), "{big}");
 
-
         // Events are held for the repeat window (1 s), then sent.
         let deadline = Instant::now() + Duration::from_secs(10);
         let mut events = Vec::new();
@@ -320,7 +319,7 @@ fn a_recorded_capture_replays_to_the_same_events() {
     // The kernel filter already dropped loopback's sent copies.
     assert_eq!(stats.loopback_duplicates, 0, "{stats:?}");
 
-    let json = |v: &[Event]| -> Vec<String> {
+    let json = |v: &[Box<Event>]| -> Vec<String> {
         let mut j: Vec<String> = v.iter().map(|e| e.to_json().unwrap()).collect();
         j.sort();
         j
