@@ -13,7 +13,7 @@ use std::net::Ipv4Addr;
 use std::time::{Duration, Instant};
 
 use agent_dns::{Decoder, DecoderOptions, FrameMeta, LinkType, NoAttribution, Transport};
-use agent_event::Timestamp;
+use agent_event::{Event, Timestamp};
 use simple_dns::rdata::{RData, A, AAAA, CNAME, TXT};
 use simple_dns::{Name, Packet, PacketFlag, Question, ResourceRecord, CLASS, RCODE, TYPE};
 
@@ -137,7 +137,7 @@ fn decode(frames: &[Vec<u8>]) -> (Duration, Duration, u64) {
     // Repeat window on, as the collector runs; every name is distinct, so each response
     // is built into an event and held, like real traffic with few repeats.
     let mut d = Decoder::new(LinkType::RawIp, DecoderOptions::default());
-    let mut out = Vec::with_capacity(1024);
+    let mut out: Vec<Box<Event>> = Vec::with_capacity(1024);
     let base = 1_700_000_000i64;
     let (t0, c0) = (Instant::now(), thread_cpu());
     let mut events = 0u64;
@@ -242,7 +242,7 @@ mod capture {
         });
 
         let mut d = Decoder::new(LinkType::RawIp, DecoderOptions::default());
-        let mut out = Vec::with_capacity(1024);
+        let mut out: Vec<Box<Event>> = Vec::with_capacity(1024);
         let mut buf = vec![0u8; 1 << 18];
         let mut received = 0usize;
         let mut events = 0usize;

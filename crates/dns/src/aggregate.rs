@@ -13,6 +13,33 @@ use agent_event::Event;
 
 use crate::message::set_repeat_count;
 
+/// Where decoded events go: a `Vec<Event>`, or a `Vec<Box<Event>>` (what the pipeline's
+/// sink takes), which spares a copy of the large [`Event`].
+pub trait EventOut {
+    /// Takes one event.
+    fn put(&mut self, event: Box<Event>);
+    /// Events taken so far (the length of the vector).
+    fn count(&self) -> usize;
+}
+
+impl EventOut for Vec<Event> {
+    fn put(&mut self, event: Box<Event>) {
+        self.push(*event);
+    }
+    fn count(&self) -> usize {
+        self.len()
+    }
+}
+
+impl EventOut for Vec<Box<Event>> {
+    fn put(&mut self, event: Box<Event>) {
+        self.push(event);
+    }
+    fn count(&self) -> usize {
+        self.len()
+    }
+}
+
 #[derive(Debug)]
 struct Pending {
     event: Box<Event>,
@@ -55,7 +82,7 @@ impl Aggregator {
 
     /// Takes one event seen at `now_ms`; returns whether it was a repeat. Events whose
     /// window ended are appended to `out`.
-    pub fn push(&mut self, event: Box<Event>, now_ms: u64, out: &mut Vec<Box<Event>>) -> bool {
+    pub fn push(&mut self, event: Box<Event>, now_ms: u64, out: &mut impl EventOut) -> bool {
         self.flush_due(now_ms, out);
         let key = answer_key(&event);
         if let Some(p) = self.pending.get_mut(&key) {
@@ -76,7 +103,7 @@ impl Aggregator {
         if self.window_ms == 0 {
             let mut event = event;
             set_repeat_count(&mut event, 1);
-            out.push(event);
+            out.put(event);
             return false;
         }
         while self.pending.len() >= self.max_pending {
@@ -100,20 +127,20 @@ impl Aggregator {
     }
 
     /// Emits the pending event of `key` if it is the one whose window ends at `deadline`.
-    fn take(&mut self, deadline: u64, key: &str, out: &mut Vec<Box<Event>>) {
+    fn take(&mut self, deadline: u64, key: &str, out: &mut impl EventOut) {
         if self
             .pending
             .get(key)
             .is_some_and(|p| p.deadline_ms == deadline)
         {
             if let Some(p) = self.pending.remove(key) {
-                out.push(finish(p));
+                out.put(finish(p));
             }
         }
     }
 
     /// Appends the events whose window ended by `now_ms`, oldest first.
-    pub fn flush_due(&mut self, now_ms: u64, out: &mut Vec<Box<Event>>) {
+    pub fn flush_due(&mut self, now_ms: u64, out: &mut impl EventOut) {
         while let Some((deadline, _)) = self.order.front() {
             if *deadline > now_ms {
                 break;
@@ -125,14 +152,16 @@ impl Aggregator {
     }
 
     /// Appends every held event (shutdown, end of a replay), oldest first.
-    pub fn flush_all(&mut self, out: &mut Vec<Box<Event>>) {
+    pub fn flush_all(&mut self, out: &mut impl EventOut) {
         while let Some((deadline, key)) = self.order.pop_front() {
             self.take(deadline, &key, out);
         }
         // Nothing is left unless the clock went backwards; emit that too.
         let mut rest: Vec<Pending> = self.pending.drain().map(|(_, p)| p).collect();
         rest.sort_by_key(|p| p.deadline_ms);
-        out.extend(rest.into_iter().map(finish));
+        for p in rest {
+            out.put(finish(p));
+        }
     }
 }
 
@@ -183,7 +212,7 @@ mod tests {
     #[test]
     fn repeats_in_the_window_are_one_event_with_their_count() {
         let mut a = Aggregator::new(1000, 100);
-        let mut out = Vec::new();
+        let mut out: Vec<Event> = Vec::new();
         assert!(!a.push(ev("a.test", "10.0.0.1", 60), 0, &mut out));
         assert!(a.push(ev("a.test", "10.0.0.1", 59), 10, &mut out));
         assert!(!a.push(ev("b.test", "10.0.0.2", 60), 20, &mut out));
@@ -215,7 +244,7 @@ mod tests {
     #[test]
     fn the_copy_with_a_process_is_kept() {
         let mut a = Aggregator::new(1000, 100);
-        let mut out = Vec::new();
+        let mut out: Vec<Event> = Vec::new();
         a.push(ev("a.test", "10.0.0.1", 60), 0, &mut out);
         let mut with = ev("a.test", "10.0.0.1", 60);
         with.process.pid = Some(42);
@@ -228,7 +257,7 @@ mod tests {
     #[test]
     fn held_events_are_bounded() {
         let mut a = Aggregator::new(1000, 2);
-        let mut out = Vec::new();
+        let mut out: Vec<Event> = Vec::new();
         for i in 0..5 {
             a.push(ev(&format!("n{i}.test"), "10.0.0.1", 1), i, &mut out);
         }

@@ -161,7 +161,7 @@ mod linux {
     ) {
         let report = sink.report();
         let mut buf = vec![0u8; 1 << 18];
-        let mut out = Vec::new();
+        let mut out: Vec<Box<agent_event::Event>> = Vec::new();
         let mut last_drops = Instant::now();
         while !stop.load(Ordering::Relaxed) {
             match capture.recv(&mut buf, POLL) {

@@ -6,9 +6,9 @@
 use std::collections::HashMap;
 use std::net::IpAddr;
 
-use agent_event::{Event, Process, Timestamp};
+use agent_event::{Process, Timestamp};
 
-use crate::aggregate::Aggregator;
+use crate::aggregate::{Aggregator, EventOut};
 use crate::frame::{parse_frame, FrameError, LinkType, Transport};
 use crate::message::{is_response, response_event, Flow};
 use crate::tcp::TcpStreams;
@@ -156,15 +156,15 @@ impl Decoder {
         frame: &[u8],
         meta: FrameMeta,
         attribution: &mut dyn Attribution,
-        out: &mut Vec<Box<Event>>,
+        out: &mut impl EventOut,
     ) {
         self.stats.frames += 1;
         let now_ms = millis(&meta.ts);
         self.last_ms = self.last_ms.max(now_ms);
-        let before = out.len();
+        let before = out.count();
         self.push_inner(frame, meta, now_ms, attribution, out);
         self.aggregator.flush_due(self.last_ms, out);
-        self.stats.events += (out.len() - before) as u64;
+        self.stats.events += (out.count() - before) as u64;
     }
 
     fn push_inner(
@@ -173,7 +173,7 @@ impl Decoder {
         meta: FrameMeta,
         now_ms: u64,
         attribution: &mut dyn Attribution,
-        out: &mut Vec<Box<Event>>,
+        out: &mut impl EventOut,
     ) {
         if meta.loopback_outgoing {
             self.stats.loopback_duplicates += 1;
@@ -236,7 +236,7 @@ impl Decoder {
         flow: &Flow,
         ts: Timestamp,
         attribution: &mut dyn Attribution,
-        out: &mut Vec<Box<Event>>,
+        out: &mut impl EventOut,
     ) {
         if msg.len() >= 12 && !is_response(msg) {
             self.stats.queries += 1;
@@ -282,10 +282,10 @@ impl Decoder {
     }
 
     /// Emits the events whose window ended by `now` (call it when no frame came for a while).
-    pub fn tick(&mut self, now: Timestamp, out: &mut Vec<Box<Event>>) {
+    pub fn tick(&mut self, now: Timestamp, out: &mut impl EventOut) {
         let now_ms = millis(&now);
         self.last_ms = self.last_ms.max(now_ms);
-        let before = out.len();
+        let before = out.count();
         self.aggregator.flush_due(self.last_ms, out);
         self.tcp.expire(self.last_ms);
         let now = self.last_ms;
@@ -293,13 +293,13 @@ impl Decoder {
             self.queries
                 .retain(|_, t| now.saturating_sub(millis(t)) < QUERY_TTL_MS);
         }
-        self.stats.events += (out.len() - before) as u64;
+        self.stats.events += (out.count() - before) as u64;
     }
 
     /// Emits every held event (shutdown, end of a replay).
-    pub fn finish(&mut self, out: &mut Vec<Box<Event>>) {
-        let before = out.len();
+    pub fn finish(&mut self, out: &mut impl EventOut) {
+        let before = out.count();
         self.aggregator.flush_all(out);
-        self.stats.events += (out.len() - before) as u64;
+        self.stats.events += (out.count() - before) as u64;
     }
 }

@@ -15,7 +15,7 @@
 //! use agent_dns::{Decoder, DecoderOptions, FrameMeta, LinkType, NoAttribution};
 //!
 //! let mut decoder = Decoder::new(LinkType::RawIp, DecoderOptions::default());
-//! let mut events = Vec::new();
+//! let mut events: Vec<agent_event::Event> = Vec::new();
 //! decoder.push_frame(&[0x45, 0, 0], FrameMeta::at(agent_event::Timestamp::now()),
 //!     &mut NoAttribution, &mut events);
 //! decoder.finish(&mut events);
@@ -39,6 +39,7 @@ pub mod pcap;
 pub mod procnet;
 pub mod tcp;
 
+pub use aggregate::EventOut;
 pub use collector::{DnsCollector, DnsConfig};
 pub use decoder::{
     Attributed, Attribution, DecodeStats, Decoder, DecoderOptions, FrameMeta, NoAttribution,

@@ -273,7 +273,7 @@ fn a_recorded_capture_replays_to_the_same_events() {
             dig(&["@127.0.0.1", "big.test", "A"]);
         });
         let mut decoder = Decoder::new(LinkType::RawIp, DecoderOptions::default());
-        let mut live = Vec::new();
+        let mut live: Vec<Box<Event>> = Vec::new();
         let mut buf = vec![0u8; 1 << 18];
         let deadline = Instant::now() + Duration::from_secs(10);
         while Instant::now() < deadline {
@@ -305,7 +305,7 @@ fn a_recorded_capture_replays_to_the_same_events() {
     let (link, records) = pcap::read_all(std::fs::File::open(&file).unwrap()).unwrap();
     assert_eq!(link, LinkType::LinuxSll);
     let mut decoder = Decoder::new(link, DecoderOptions::default());
-    let mut replayed = Vec::new();
+    let mut replayed: Vec<Box<Event>> = Vec::new();
     for r in &records {
         let meta = FrameMeta {
             ts: r.ts,

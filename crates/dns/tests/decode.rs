@@ -158,7 +158,7 @@ fn the_event_has_the_shape_of_the_products_dialect_sample() {
         p.answers.push(rr);
     });
     let mut decoder = Decoder::new(LinkType::RawIp, DecoderOptions::default());
-    let mut out = Vec::new();
+    let mut out: Vec<Event> = Vec::new();
     let frame = udp_frame("192.0.2.53", 53, "192.0.2.1", 49878, &msg);
     decoder.push_frame(&frame, FrameMeta::at(ts()), &mut NoAttribution, &mut out);
     decoder.finish(&mut out);
@@ -343,7 +343,7 @@ fn queries_make_no_event_and_set_the_start_of_their_answer() {
         p.answers.push(a("a.test", Ipv4Addr::new(10, 0, 0, 1), 5))
     });
     let mut d = Decoder::new(LinkType::RawIp, DecoderOptions::default());
-    let mut out = Vec::new();
+    let mut out: Vec<Event> = Vec::new();
     let t0 = Timestamp::from_unix(1_700_000_000, 0);
     let t1 = Timestamp::from_unix(1_700_000_000, 3_000_000);
     d.push_frame(
@@ -373,7 +373,7 @@ fn loopback_copies_count_once_and_repeats_are_aggregated() {
     });
     let frame = udp_frame(SERVER, 53, CLIENT, 40000, &resp);
     let mut d = Decoder::new(LinkType::RawIp, DecoderOptions::default());
-    let mut out = Vec::new();
+    let mut out: Vec<Event> = Vec::new();
     let at = |ms: u32| Timestamp::from_unix(1_700_000_000, ms * 1_000_000);
     for (ms, outgoing) in [(0, true), (0, false), (200, true), (200, false)] {
         let meta = FrameMeta {
@@ -399,7 +399,7 @@ fn loopback_copies_count_once_and_repeats_are_aggregated() {
             ..DecoderOptions::default()
         },
     );
-    let mut out = Vec::new();
+    let mut out: Vec<Event> = Vec::new();
     for _ in 0..2 {
         d.push_frame(&frame, FrameMeta::at(at(0)), &mut NoAttribution, &mut out);
     }
@@ -445,7 +445,7 @@ fn dns_over_tcp_across_segments() {
         b"",
     ));
     let mut d = Decoder::new(LinkType::RawIp, DecoderOptions::default());
-    let mut out = Vec::new();
+    let mut out: Vec<Event> = Vec::new();
     for f in &frames {
         d.push_frame(f, FrameMeta::at(ts()), &mut NoAttribution, &mut out);
     }
@@ -463,7 +463,7 @@ fn malformed_messages_are_counted_and_skipped() {
         p.answers.push(a("a.test", Ipv4Addr::new(10, 0, 0, 1), 5))
     });
     let mut d = Decoder::new(LinkType::RawIp, DecoderOptions::default());
-    let mut out = Vec::new();
+    let mut out: Vec<Event> = Vec::new();
     let mut bad = Vec::new();
     // Every cut of a good response, and a header claiming records that are not there.
     for n in 0..good.len() {
