@@ -67,14 +67,8 @@ AutoUpdate: true
     );
     assert_eq!(r.code, 0, "{}", r.all());
     assert!(r.stdout.contains("config.yaml: OK"), "{}", r.all());
-    // The only thing said on stderr: DNS events do not exist yet.
-    assert_eq!(r.stderr.lines().count(), 1, "{}", r.stderr);
-    assert!(
-        r.stderr
-            .contains("EnableDNSResolutions: DNS resolution events are not collected yet"),
-        "{}",
-        r.stderr
-    );
+    // Nothing to warn about (EnableDNSResolutions is implemented).
+    assert!(r.stderr.is_empty(), "{}", r.stderr);
     assert!(!r.all().contains("pass@"), "{}", r.all());
 }
 
@@ -83,12 +77,8 @@ fn settings_without_effect_are_a_warning_not_silence() {
     let (r, _dir) =
         check("EnableDNSResolutions: true\nroles: [event-collector, compliance-collector]\n");
     assert_eq!(r.code, 0, "{}", r.all());
-    assert!(
-        r.stderr
-            .contains("config.yaml: line 1, column 1: warning: EnableDNSResolutions:"),
-        "{}",
-        r.stderr
-    );
+    // EnableDNSResolutions is implemented: no warning for it.
+    assert!(!r.stderr.contains("EnableDNSResolutions"), "{}", r.stderr);
     assert!(
         r.stderr
             .contains("line 2, column 26: warning: roles: the compliance-collector role"),
@@ -97,7 +87,7 @@ fn settings_without_effect_are_a_warning_not_silence() {
     );
     assert_eq!(
         r.stderr.matches("has no effect in this version").count(),
-        2,
+        1,
         "{}",
         r.stderr
     );

@@ -25,7 +25,7 @@ mod url;
 
 pub use error::{ConfigError, Location, Problem, SettingError, Warning};
 pub use intake::{IntakeUrl, IntakeUrlError};
-pub use load::{validate_intake_key, WARN_COMPLIANCE_NO_EFFECT, WARN_DNS_NO_EFFECT};
+pub use load::{validate_intake_key, WARN_COMPLIANCE_NO_EFFECT};
 pub use paths::{Os, Paths};
 pub use proxy::{redact, ProxyUrl, ProxyUrlError};
 pub use region::{Region, UnknownRegion};

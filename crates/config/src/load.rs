@@ -9,11 +9,6 @@ use crate::paths::is_absolute_anywhere;
 use crate::proxy::redact;
 use crate::schema::{Config, KNOWN_KEYS, KNOWN_ROLES, LOGFILE_KEYS};
 
-/// Warning for `EnableDNSResolutions: true` while DNS events are not collected. The
-/// change that implements DNS capture removes it (and its use in the loader).
-pub const WARN_DNS_NO_EFFECT: &str = "EnableDNSResolutions: DNS resolution events are not \
-     collected yet; the setting has no effect in this version";
-
 /// Warning for `roles: [compliance-collector]` while that role does not exist yet. The
 /// change that implements the role removes it (and its use in the loader).
 pub const WARN_COMPLIANCE_NO_EFFECT: &str = "roles: the compliance-collector role is not \
@@ -279,13 +274,6 @@ fn warnings(config: &Config, tree: &Value, text: &str, name: &str) -> Vec<Warnin
             ),
         });
     }
-    if config.enable_dns_resolutions {
-        out.push(Warning {
-            file: name.to_owned(),
-            location: locate_key(text, "EnableDNSResolutions"),
-            message: WARN_DNS_NO_EFFECT.to_owned(),
-        });
-    }
     if config.roles.iter().any(|r| r == "compliance-collector") {
         out.push(Warning {
             file: name.to_owned(),
@@ -404,7 +392,7 @@ AutoUpdate: false
     fn full_file_parses_with_every_key() {
         let (c, w) = parse(FULL).unwrap();
         let messages: Vec<&str> = w.iter().map(|w| w.message.as_str()).collect();
-        assert_eq!(messages, [WARN_DNS_NO_EFFECT, WARN_COMPLIANCE_NO_EFFECT]);
+        assert_eq!(messages, [WARN_COMPLIANCE_NO_EFFECT]);
         assert_eq!(
             c.logfiles,
             vec![LogFile {
@@ -551,13 +539,11 @@ AutoUpdate: false
             "roles:\n  - event-collector\n  - compliance-collector\nEnableDNSResolutions: true\n",
         )
         .unwrap();
-        assert_eq!(w.len(), 2, "{w:?}");
-        assert_eq!(w[0].message, WARN_DNS_NO_EFFECT);
-        assert_eq!(w[0].location, Some(Location { line: 4, column: 1 }));
+        // EnableDNSResolutions is implemented (agent-dns): no warning for it.
+        assert_eq!(w.len(), 1, "{w:?}");
+        assert_eq!(w[0].message, WARN_COMPLIANCE_NO_EFFECT);
+        assert_eq!(w[0].location, Some(Location { line: 3, column: 5 }));
         assert!(w[0].message.ends_with("has no effect in this version"));
-        assert_eq!(w[1].message, WARN_COMPLIANCE_NO_EFFECT);
-        assert_eq!(w[1].location, Some(Location { line: 3, column: 5 }));
-        assert!(w[1].message.ends_with("has no effect in this version"));
         let (_, w) = parse("EnableDNSResolutions: false\nroles: [event-collector]\n").unwrap();
         assert!(w.is_empty(), "{w:?}");
     }
