@@ -159,7 +159,7 @@ pub fn main(root: &Path, args: &[String]) -> Result<(), String> {
         eprintln!("xtask dist: {}: {}", target.name, written.join(", "));
         updates.push(sums::UpdateFile {
             target: target.name.to_owned(),
-            url: format!("{}/{}", target.name, target.exe),
+            url: sums::update_url(version, target.name, target.exe),
             data,
         });
     }
@@ -174,7 +174,7 @@ pub fn main(root: &Path, args: &[String]) -> Result<(), String> {
         ));
         updates.push(sums::UpdateFile {
             target: name.to_owned(),
-            url: format!("{name}/{}", agent_macos_es::bundle::EXECUTABLE_NAME),
+            url: sums::update_url(version, name, ""),
             data,
         });
     }

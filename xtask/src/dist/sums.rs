@@ -89,6 +89,14 @@ pub struct UpdateFile {
     pub data: Vec<u8>,
 }
 
+/// Where a raw binary goes, relative to the manifest: `<version>/agent-<target>[.exe]`, so
+/// that a new release never overwrites a file an older manifest names (the layout of
+/// docs/updates.md).
+pub fn update_url(version: &str, target: &str, exe: &str) -> String {
+    let ext = if exe.ends_with(".exe") { ".exe" } else { "" };
+    format!("{version}/agent-{target}{ext}")
+}
+
 /// The updater's manifest (format 1, see `crates/updater`): one entry per target with the
 /// version, relative URL, size and SHA-256 of the raw binary the agent swaps in.
 pub fn manifest(settings: &ManifestSettings, files: &[UpdateFile]) -> String {
@@ -143,8 +151,8 @@ pub struct SigningKey {
 /// deterministic).
 pub fn minisign(key: &SigningKey, file: &Path, trusted_comment: &str) -> Result<(), String> {
     let mut child = Command::new("minisign")
-        .arg("-S")
-        .arg("-s")
+        // -H: prehashed signatures, the only kind the updater accepts.
+        .args(["-S", "-H", "-s"])
         .arg(&key.secret_key)
         .arg("-c")
         .arg("signature from the endpoint-agent release key")
@@ -206,7 +214,7 @@ mod tests {
             &settings(),
             &[UpdateFile {
                 target: "linux-x86_64".into(),
-                url: "linux-x86_64/agent".into(),
+                url: update_url("0.1.0", "linux-x86_64", "agent"),
                 data: b"abc".to_vec(),
             }],
         );
@@ -216,7 +224,11 @@ mod tests {
         assert_eq!(v["expires"], "2024-02-12T22:13:20Z");
         let t = &v["targets"]["linux-x86_64"];
         assert_eq!(t["size"], 3);
-        assert_eq!(t["url"], "linux-x86_64/agent");
+        assert_eq!(t["url"], "0.1.0/agent-linux-x86_64");
+        assert_eq!(
+            update_url("0.1.0", "windows-x86_64", "agent.exe"),
+            "0.1.0/agent-windows-x86_64.exe"
+        );
         assert_eq!(
             t["sha256"],
             "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
@@ -265,7 +277,13 @@ mod tests {
             .expect("minisign (Debian package `minisign`) is needed by the dist tests");
         assert!(gen.status.success(), "{gen:?}");
         let file = dir.path().join(MANIFEST);
-        fs::write(&file, manifest(&settings(), &[])).unwrap();
+        let binary = UpdateFile {
+            target: "linux-x86_64".into(),
+            url: update_url("0.1.0", "linux-x86_64", "agent"),
+            data: b"\x7fELF".to_vec(),
+        };
+        let text = manifest(&settings(), std::slice::from_ref(&binary));
+        fs::write(&file, &text).unwrap();
         let key = SigningKey {
             secret_key: sk,
             password: None,
@@ -287,5 +305,15 @@ mod tests {
             .unwrap();
         assert!(verify.status.success(), "{verify:?}");
         assert!(String::from_utf8_lossy(&verify.stdout).contains(&comment));
+
+        // The agent's updater accepts the signed manifest and reads what was written.
+        let keys =
+            agent_updater::TrustedKeys::from_lines(&fs::read_to_string(&pk).unwrap()).unwrap();
+        let parsed = keys.verify(text.as_bytes(), &first).unwrap();
+        let target = parsed.target("linux-x86_64").unwrap();
+        assert_eq!(target.size, 4);
+        assert_eq!(target.url, "0.1.0/agent-linux-x86_64");
+        assert_eq!(hex(&target.sha256), sha256_hex(&binary.data));
+        assert_eq!(parsed.serial, 1_700_000_000);
     }
 }
