@@ -71,6 +71,11 @@ pub enum RunError {
         /// What went wrong.
         message: String,
     },
+    /// The agent stopped to restart into another binary (an update was installed, or an
+    /// updated version stayed unhealthy): a non-zero exit, so that every service manager
+    /// starts it again (the Windows SCM restarts a service only as a failure action).
+    #[error("restarting for an update: {0}")]
+    Restart(String),
     /// The writer thread failed (the ring is unusable).
     #[error("writing events failed: {0}")]
     Writer(String),
@@ -217,7 +222,7 @@ pub fn run(opts: RunOptions, stop: Receiver<()>) -> Result<(), RunError> {
 
     // Updates: confirm a version on probation once healthy; AutoUpdate checks. A restart
     // it asks for (a new version installed) stops the agent like a stop request.
-    let (restart_tx, restart_rx) = bounded::<()>(1);
+    let (restart_tx, restart_rx) = bounded::<String>(1);
     // Kept until the stop, so that an updater thread that ends quietly is not a restart.
     let _restart_kept = restart_tx.clone();
     let reports: Vec<Arc<Report>> = collectors.iter().map(|(_, r)| r.clone()).collect();
@@ -232,17 +237,17 @@ pub fn run(opts: RunOptions, stop: Receiver<()>) -> Result<(), RunError> {
                 healthy,
                 move |why| {
                     tracing::info!(reason = why, "agent restarting for an update");
-                    let _ = restart_tx.send(());
+                    let _ = restart_tx.send(why.to_owned());
                 },
             )
         })
         .flatten();
 
     // Wait for the stop request.
-    crossbeam_channel::select! {
-        recv(stop) -> _ => {}
-        recv(restart_rx) -> _ => {}
-    }
+    let restart = crossbeam_channel::select! {
+        recv(stop) -> _ => None,
+        recv(restart_rx) -> why => why.ok(),
+    };
     tracing::info!("agent stopping");
     if let Some(updater) = updater {
         updater.stop();
@@ -275,7 +280,11 @@ pub fn run(opts: RunOptions, stop: Receiver<()>) -> Result<(), RunError> {
         let _ = handle.join();
     }
     tracing::info!("agent stopped");
-    writer_result.map_err(RunError::Writer)
+    writer_result.map_err(RunError::Writer)?;
+    match restart {
+        Some(why) => Err(RunError::Restart(why)),
+        None => Ok(()),
+    }
 }
 
 fn init_logging(opts: &RunOptions, control: Sender<Control>) -> Result<(), RunError> {
