@@ -338,3 +338,58 @@ impl UpdaterConfig {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(yaml: &str) -> agent_config::Config {
+        agent_config::Config::from_str_named(yaml, "config.yaml")
+            .unwrap()
+            .0
+    }
+
+    fn endpoint(yaml: &str) -> Result<String, UpdateError> {
+        UpdaterConfig::from_agent_config(
+            &config(yaml),
+            "/opt/endpoint-agent/agent".into(),
+            Path::new("/var/lib/endpoint-agent"),
+            Version::new(0, 1, 0),
+            None,
+        )
+        .map(|u| u.endpoint.to_string())
+    }
+
+    #[test]
+    fn the_endpoint_is_the_regions_unless_update_url_says_otherwise() {
+        assert_eq!(endpoint("{}").unwrap(), "https://api.sekoia.io");
+        assert_eq!(
+            endpoint("Region: fra2").unwrap(),
+            "https://fra2.app.sekoia.io"
+        );
+        assert_eq!(
+            endpoint("Region: mco1").unwrap(),
+            "https://mco1.app.sekoia.io"
+        );
+        assert_eq!(
+            endpoint("Region: uae1").unwrap(),
+            "https://app.uae1.sekoia.io"
+        );
+        assert_eq!(
+            endpoint("Region: usa1\nUpdateURL: https://mirror.example:8443/agent/").unwrap(),
+            "https://mirror.example:8443/agent"
+        );
+        let err = endpoint("Region: usa1").unwrap_err().to_string();
+        assert!(err.contains("set UpdateURL"), "{err}");
+        let u: IntakeUrl = "https://mirror.example/agent".parse().unwrap();
+        assert_eq!(channel_path(&u, "stable"), "/agent/endpoint-agent/stable/");
+    }
+
+    #[test]
+    fn the_packaged_marker_is_beside_the_binary() {
+        assert_eq!(
+            packaged_marker(Path::new("/opt/endpoint-agent/agent")),
+            Path::new("/opt/endpoint-agent/.packaged")
+        );
+    }
+}
