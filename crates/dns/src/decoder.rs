@@ -119,6 +119,8 @@ pub struct Decoder {
     /// When each outstanding query was seen, by client address, port and message id:
     /// the response's `event.start`.
     queries: HashMap<(IpAddr, u16, u16), Timestamp>,
+    /// When unanswered queries were last forgotten.
+    queries_swept_ms: u64,
 }
 
 /// Outstanding queries remembered at most (their answers then have no `event.start`).
@@ -142,6 +144,7 @@ impl Decoder {
             messages: Vec::new(),
             last_ms: 0,
             queries: HashMap::new(),
+            queries_swept_ms: 0,
         }
     }
 
@@ -287,9 +290,12 @@ impl Decoder {
         self.last_ms = self.last_ms.max(now_ms);
         let before = out.count();
         self.aggregator.flush_due(self.last_ms, out);
-        self.tcp.expire(self.last_ms);
+        // Idle TCP streams and unanswered queries are forgotten once a second, not on
+        // every call (the collector ticks after every burst of frames).
         let now = self.last_ms;
-        if !self.queries.is_empty() {
+        if now.saturating_sub(self.queries_swept_ms) >= 1000 {
+            self.queries_swept_ms = now;
+            self.tcp.expire(now);
             self.queries
                 .retain(|_, t| now.saturating_sub(millis(t)) < QUERY_TTL_MS);
         }

@@ -37,6 +37,8 @@ pub mod message;
 pub mod pcap;
 #[cfg(target_os = "linux")]
 pub mod procnet;
+#[cfg(target_os = "linux")]
+pub mod sockdiag;
 pub mod tcp;
 
 pub use aggregate::EventOut;

@@ -1,7 +1,8 @@
-//! Linux process attribution: the process that owns the client socket of a response, from
-//! `/proc/net/{udp,udp6,tcp,tcp6}` (socket inode by local address and port) and the
-//! `socket:[inode]` links in `/proc/PID/fd`. Read at capture time; when no socket matches,
-//! several do, or several processes share the socket, the event names no process.
+//! Linux process attribution: the process that owns the client socket of a response. The
+//! socket's inode comes from the kernel (`sock_diag`, see [`crate::sockdiag`]; else
+//! `/proc/net/udp{,6}`), its owner from the `socket:[inode]` links in `/proc/PID/fd`. Read
+//! at capture time; when no socket matches, several do, or several processes share the
+//! socket, the event names no process.
 
 use std::collections::{HashMap, VecDeque};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
@@ -14,6 +15,7 @@ use uuid::Uuid;
 use crate::decoder::{Attributed, Attribution};
 use crate::frame::{is_unspecified, Transport};
 use crate::message::Flow;
+use crate::sockdiag::{Lookup, SockDiag};
 
 /// Namespace of process GUIDs, the same as the audit collector's
 /// (`agent_linux_audit::proctable::PROCESS_GUID_NAMESPACE`), so both name a process alike.
@@ -60,17 +62,32 @@ fn parse_addr(text: &str) -> Option<(IpAddr, u16)> {
 
 /// Parses the text of `/proc/net/{udp,tcp}{,6}`; lines that do not read are skipped.
 pub fn parse_proc_net(text: &str) -> Vec<SocketEntry> {
+    text.lines().skip(1).filter_map(parse_line).collect()
+}
+
+/// Like [`parse_proc_net`], keeping only the sockets with local port `port` (the others are
+/// not parsed further: a busy host has thousands).
+pub fn parse_proc_net_port(text: &str, port: u16) -> Vec<SocketEntry> {
     text.lines()
         .skip(1)
-        .filter_map(|line| {
-            let f: Vec<&str> = line.split_whitespace().collect();
-            Some(SocketEntry {
-                local: parse_addr(f.get(1)?)?,
-                remote: parse_addr(f.get(2)?)?,
-                inode: f.get(9)?.parse().ok()?,
-            })
+        .filter(|line| {
+            let local = line.split_whitespace().nth(1).unwrap_or_default();
+            local
+                .rsplit_once(':')
+                .and_then(|(_, p)| u16::from_str_radix(p, 16).ok())
+                == Some(port)
         })
+        .filter_map(parse_line)
         .collect()
+}
+
+fn parse_line(line: &str) -> Option<SocketEntry> {
+    let f: Vec<&str> = line.split_whitespace().collect();
+    Some(SocketEntry {
+        local: parse_addr(f.get(1)?)?,
+        remote: parse_addr(f.get(2)?)?,
+        inode: f.get(9)?.parse().ok()?,
+    })
 }
 
 fn same_ip(a: &IpAddr, b: &IpAddr) -> bool {
@@ -119,6 +136,8 @@ pub struct ProcAttribution {
     last_refill: Instant,
     /// Processes that owned a DNS client socket lately: looked at first, cheaply.
     recent: VecDeque<u32>,
+    /// Exact socket lookups by the kernel (None if the netlink socket could not open).
+    diag: Option<SockDiag>,
 }
 
 /// Full `/proc` scans allowed per second (and burst).
@@ -142,6 +161,7 @@ impl ProcAttribution {
             scan_tokens: SCANS_PER_SECOND,
             last_refill: Instant::now(),
             recent: VecDeque::new(),
+            diag: SockDiag::open().ok(),
         }
     }
 
@@ -277,26 +297,35 @@ impl ProcAttribution {
 
 impl Attribution for ProcAttribution {
     fn process_of(&mut self, flow: &Flow) -> Option<Attributed> {
-        let tables: &[&str] = match flow.transport {
-            Transport::Udp => &["udp", "udp6"],
-            Transport::Tcp => &["tcp", "tcp6"],
-        };
-        let mut entries = Vec::new();
-        for t in tables {
-            entries.extend(parse_proc_net(&self.net_table(t)));
-        }
-        let inode = client_socket(&entries, flow)?;
+        let inode = self.client_inode(flow)?;
         let pid = self.owner(inode)?;
         let attributed = self.process(pid)?;
         // The socket must still be that process's: a pid reused between the scan and now
         // would otherwise be named.
-        let fd_dir = self.proc_root.join(pid.to_string()).join("fd");
-        let want = format!("socket:[{inode}]");
-        let still = std::fs::read_dir(fd_dir)
-            .ok()?
-            .flatten()
-            .any(|fd| std::fs::read_link(fd.path()).is_ok_and(|t| t.as_os_str() == want.as_str()));
-        still.then_some(attributed)
+        self.holds(pid, &format!("socket:[{inode}]"))
+            .then_some(attributed)
+    }
+}
+
+impl ProcAttribution {
+    /// The client socket's inode: asked of the kernel (sock_diag), else, for UDP on a kernel
+    /// without it, read from `/proc/net/udp{,6}` (TCP tables cost milliseconds to read).
+    fn client_inode(&mut self, flow: &Flow) -> Option<u64> {
+        if let Some(diag) = self.diag.as_mut() {
+            match diag.client_socket(flow) {
+                Lookup::Found(inode) => return Some(inode),
+                Lookup::NotFound => return None,
+                Lookup::Unavailable => {}
+            }
+        }
+        if flow.transport == Transport::Tcp {
+            return None;
+        }
+        let mut entries = Vec::new();
+        for t in ["udp", "udp6"] {
+            entries.extend(parse_proc_net_port(&self.net_table(t), flow.dport));
+        }
+        client_socket(&entries, flow)
     }
 }
 
@@ -338,6 +367,7 @@ mod tests {
         assert_eq!(e.len(), 3);
         assert_eq!(e[0].local, ("127.0.0.1".parse().unwrap(), 53));
         assert_eq!(e[2].remote, ("127.0.0.1".parse().unwrap(), 53));
+        assert_eq!(parse_proc_net_port(UDP, 0x9c41), vec![e[2].clone()]);
         let e6 = parse_proc_net(UDP6);
         assert_eq!(e6[0].local, ("::1".parse().unwrap(), 0x9c42));
         assert_eq!(e6[0].inode, 4444);

@@ -19,6 +19,16 @@ use agent_event::{Event, Timestamp};
 use agent_pipeline::{Collector, CollectorState, Overflow, Sink};
 use common::{dig, enter_private_netns, in_thread, require_root_and_tools, Dnsmasq, BIG};
 
+/// One test at a time: a child spawned by another test's thread holds, between fork and
+/// exec, a copy of this process's sockets, and a socket with two holders names no process.
+static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    SERIAL
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
 /// One event as the assertions compare it.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 struct Seen {
@@ -90,6 +100,7 @@ fn query_from_here(name: &str) -> UdpSocket {
 #[test]
 fn the_collector_reports_every_answer_of_dnsmasq_once() {
     require_root_and_tools();
+    let _serial = serial();
     let events = in_thread(|| {
         enter_private_netns();
         let _dnsmasq = Dnsmasq::start();
@@ -104,6 +115,9 @@ fn the_collector_reports_every_answer_of_dnsmasq_once() {
         // First, while attribution's /proc scan budget (10 a second) is whole, so that
         // this answer is attributed for certain.
         let own = query_from_here("www.test");
+        // Before a child is spawned: between fork and exec a child holds a copy of every
+        // descriptor, this socket included, and a socket with two holders names no process.
+        std::thread::sleep(Duration::from_millis(300));
         dig(&["@127.0.0.1", "www.test", "A"]);
         dig(&["@127.0.0.1", "a.test", "A"]);
         dig(&["@127.0.0.1", "a.test", "A"]);
@@ -228,6 +242,7 @@ fn the_collector_reports_every_answer_of_dnsmasq_once() {
 #[test]
 fn the_kernel_filter_passes_port_53_only() {
     require_root_and_tools();
+    let _serial = serial();
     in_thread(|| {
         enter_private_netns();
         let cap = Capture::open(1 << 20).unwrap();
@@ -258,6 +273,7 @@ fn the_kernel_filter_passes_port_53_only() {
 #[test]
 fn a_recorded_capture_replays_to_the_same_events() {
     require_root_and_tools();
+    let _serial = serial();
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("dns.pcap");
     let path = file.clone();
@@ -375,6 +391,7 @@ fn drop_net_raw_in_this_thread() {
 #[test]
 fn without_cap_net_raw_the_collector_fails_with_a_clear_reason() {
     require_root_and_tools();
+    let _serial = serial();
     in_thread(|| {
         drop_net_raw_in_this_thread();
         let mut collector = DnsCollector::new(DnsConfig::default());
