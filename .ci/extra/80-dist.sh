@@ -9,15 +9,16 @@
 # - the .rpm's files, scripts and requirements, read with `rpm -qp`;
 # - the .deb on a real systemd (xtask/tests/deb_systemd.rs): dpkg -i installs without
 #   starting, `agent install --intake-key` starts it and it ships to a loopback intake,
-#   dpkg --purge leaves nothing behind.
+#   dpkg --purge leaves nothing behind;
+# - the Windows agent.exe prints its version under Wine.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
 [ "$(id -u)" = 0 ] || { echo "must run as root (packages are installed in a container)" >&2; exit 1; }
 # The dist prerequisites (musl-tools, gcc-aarch64-linux-gnu, mingw) are installed by the
 # xtask itself; these are the checks' own tools.
-apt-get install -y -qq --no-install-recommends rpm binutils-aarch64-linux-gnu file >/dev/null
-for tool in rpm file objdump aarch64-linux-gnu-objdump sha256sum; do
+apt-get install -y -qq --no-install-recommends rpm binutils-aarch64-linux-gnu file qemu-user-static >/dev/null
+for tool in rpm file objdump aarch64-linux-gnu-objdump sha256sum qemu-aarch64-static; do
     command -v "$tool" >/dev/null || { echo "missing prerequisite: $tool" >&2; exit 1; }
 done
 
@@ -49,6 +50,13 @@ for arch in x86_64 aarch64; do
     if "$dump" -T "$bin" 2>/dev/null | grep -E 'GLIBC_[0-9]'; then
         echo "$bin references glibc symbol versions" >&2; exit 1
     fi
+    run=""; [ "$arch" = aarch64 ] && run=qemu-aarch64-static
+    binver=$($run "$bin" --version)
+    echo "$arch: $binver"
+    case "$binver" in
+        "v$version" | "v$version+"*) ;;
+        *) echo "$bin --version printed '$binver', the packages are $version" >&2; exit 1 ;;
+    esac
 done
 
 echo "--- the .rpm as rpm reads it"
@@ -74,6 +82,36 @@ while read -r sum path; do
 done < <(grep -E "linux-x86_64|_amd64\.deb|x86_64\.rpm" "$work/one/SHA256SUMS")
 [ "$fail" = 0 ] || exit 1
 echo "identical: $(grep -cE 'linux-x86_64|_amd64\.deb|x86_64\.rpm' "$work/one/SHA256SUMS") files"
+
+echo "--- the Windows agent.exe starts under Wine"
+# Debian's Wine 8 lacks ProcessPrng (bcryptprimitives.dll, Wine 8.13+), which Rust >= 1.78
+# binaries import: a shim DLL beside agent.exe provides it over RtlGenRandom.
+apt-get install -y -qq --no-install-recommends wine64 >/dev/null
+wine=$(command -v wine64 || echo /usr/lib/wine/wine64)
+[ -x "$wine" ] || { echo "missing prerequisite: wine64" >&2; exit 1; }
+win="$work/windows"
+mkdir -p "$win"
+python3 -m zipfile -e "$work/one/endpoint-agent-$version-windows-x86_64.zip" "$win"
+cat >"$win/shim.c" <<'EOF'
+#include <windows.h>
+BOOLEAN WINAPI SystemFunction036(PVOID buffer, ULONG length);
+__declspec(dllexport) BOOL WINAPI ProcessPrng(PBYTE data, SIZE_T len) {
+    while (len > 0) {
+        ULONG chunk = len > 0x7fffffff ? 0x7fffffff : (ULONG)len;
+        if (!SystemFunction036(data, chunk)) return FALSE;
+        data += chunk;
+        len -= chunk;
+    }
+    return TRUE;
+}
+EOF
+x86_64-w64-mingw32-gcc -shared -O2 -o "$win/bcryptprimitives.dll" "$win/shim.c" -ladvapi32
+winver=$(cd "$win" && WINEPREFIX="$work/wineprefix" WINEDEBUG=-all timeout 300 "$wine" agent.exe --version | tr -d '\r')
+echo "agent.exe --version: $winver"
+case "$winver" in
+    "v$version" | "v$version+"*) ;;
+    *) echo "agent.exe --version printed '$winver', the zip is $version" >&2; exit 1 ;;
+esac
 
 echo "--- the .deb on a real systemd"
 ENDPOINT_AGENT_DIST_DIR="$work/one" cargo test --locked -p xtask --test deb_systemd -- --ignored

@@ -32,14 +32,25 @@ pub fn run(cmd: &mut Command) -> Result<(), String> {
     }
 }
 
-/// Makes sure each `(tool, Debian package)` is there: installs the missing packages with
-/// apt-get when running as root on a Debian-like host, else fails naming them.
+/// Whether `thing` is there: an absolute path that exists, or a command on `PATH`.
+fn present(thing: &str) -> bool {
+    if thing.starts_with('/') {
+        std::path::Path::new(thing).exists()
+    } else {
+        have(thing)
+    }
+}
+
+/// Makes sure each `(tool, Debian package)` is there (`tool`: a command, or an absolute path
+/// for a file such as a header): installs the missing packages with apt-get when running
+/// as root on a Debian-like host, else fails naming them.
 pub fn ensure_tools(what: &str, tools: &[(&str, &str)]) -> Result<(), String> {
     let mut missing: Vec<&str> = tools
         .iter()
-        .filter(|(tool, _)| !have(tool))
+        .filter(|(tool, _)| !present(tool))
         .map(|(_, pkg)| *pkg)
         .collect();
+    missing.sort_unstable();
     missing.dedup();
     if missing.is_empty() {
         return Ok(());
@@ -59,7 +70,7 @@ pub fn ensure_tools(what: &str, tools: &[(&str, &str)]) -> Result<(), String> {
         .args(&missing)
         .env("DEBIAN_FRONTEND", "noninteractive"))?;
     for (tool, pkg) in tools {
-        if !have(tool) {
+        if !present(tool) {
             return Err(format!(
                 "prerequisite `{tool}` (package {pkg}) is still missing"
             ));

@@ -15,6 +15,8 @@ pub struct Target {
     /// The C compiler for ring's build script and, for Linux, the linker driver; with the
     /// Debian package that provides it.
     pub cc: (&'static str, &'static str),
+    /// Other things the build needs: a command or an absolute path, and its Debian package.
+    pub needs: &'static [(&'static str, &'static str)],
     /// Name of the executable.
     pub exe: &'static str,
 }
@@ -24,6 +26,7 @@ pub const LINUX_X86_64: Target = Target {
     name: "linux-x86_64",
     triple: "x86_64-unknown-linux-musl",
     cc: ("musl-gcc", "musl-tools"),
+    needs: &[],
     exe: "agent",
 };
 /// Linux aarch64: static musl, cross-compiled with Debian's aarch64 gcc as C compiler and
@@ -32,6 +35,11 @@ pub const LINUX_AARCH64: Target = Target {
     name: "linux-aarch64",
     triple: "aarch64-unknown-linux-musl",
     cc: ("aarch64-linux-gnu-gcc", "gcc-aarch64-linux-gnu"),
+    // The cross compiler's C headers (ring includes <stdint.h> and <string.h>).
+    needs: &[(
+        "/usr/aarch64-linux-gnu/include/stdint.h",
+        "libc6-dev-arm64-cross",
+    )],
     exe: "agent",
 };
 /// Windows x86_64, cross-linked with mingw-w64.
@@ -39,6 +47,7 @@ pub const WINDOWS_X86_64: Target = Target {
     name: "windows-x86_64",
     triple: "x86_64-pc-windows-gnu",
     cc: ("x86_64-w64-mingw32-gcc", "gcc-mingw-w64-x86-64"),
+    needs: &[],
     exe: "agent.exe",
 };
 

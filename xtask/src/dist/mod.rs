@@ -304,7 +304,11 @@ fn check_binary(
 }
 
 fn prerequisites(o: &Options) -> Result<(), String> {
-    let mut tools: Vec<(&str, &str)> = o.targets.iter().map(|t| t.cc).collect();
+    let mut tools: Vec<(&str, &str)> = o
+        .targets
+        .iter()
+        .flat_map(|t| std::iter::once(t.cc).chain(t.needs.iter().copied()))
+        .collect();
     if o.sign.is_some() {
         tools.push(("minisign", "minisign"));
     }
