@@ -138,7 +138,12 @@ pub struct ProcAttribution {
     recent: VecDeque<u32>,
     /// Exact socket lookups by the kernel (None if the netlink socket could not open).
     diag: Option<SockDiag>,
+    /// Processes described lately, by pid, with their start time.
+    processes: HashMap<u32, (u64, Attributed)>,
 }
+
+/// Processes whose description is kept.
+const PROCESS_CACHE: usize = 256;
 
 /// Full `/proc` scans allowed per second (and burst).
 const SCANS_PER_SECOND: f64 = 10.0;
@@ -162,6 +167,7 @@ impl ProcAttribution {
             last_refill: Instant::now(),
             recent: VecDeque::new(),
             diag: SockDiag::open().ok(),
+            processes: HashMap::new(),
         }
     }
 
@@ -254,10 +260,35 @@ impl ProcAttribution {
         })
     }
 
-    fn process(&self, pid: u32) -> Option<Attributed> {
+    fn process(&mut self, pid: u32) -> Option<Attributed> {
         let dir = self.proc_root.join(pid.to_string());
         let stat =
             agent_os::proc_stat::ProcStat::parse(&std::fs::read(dir.join("stat")).ok()?).ok()?;
+        // Same pid and start time: the same process instance, already described, unless
+        // it has exec'd another program since (exec keeps both).
+        if let Some((start, known)) = self.processes.get(&pid) {
+            let exe = std::fs::read_link(dir.join("exe")).ok();
+            if *start == stat.starttime
+                && exe.is_some_and(|e| e.as_os_str() == known.process.executable.as_str())
+            {
+                return Some(known.clone());
+            }
+        }
+        let attributed = self.describe(&dir, pid, &stat)?;
+        if self.processes.len() >= PROCESS_CACHE {
+            self.processes.clear();
+        }
+        self.processes
+            .insert(pid, (stat.starttime, attributed.clone()));
+        Some(attributed)
+    }
+
+    fn describe(
+        &self,
+        dir: &std::path::Path,
+        pid: u32,
+        stat: &agent_os::proc_stat::ProcStat,
+    ) -> Option<Attributed> {
         let executable = std::fs::read_link(dir.join("exe"))
             .ok()
             .map(|p| p.to_string_lossy().into_owned())

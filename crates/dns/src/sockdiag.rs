@@ -86,13 +86,16 @@ impl SockDiag {
     pub fn client_socket(&mut self, flow: &Flow) -> Lookup {
         // The kernel's exact UDP lookup reads the request's source as the packet's source
         // ("swapped for historical reasons"), TCP's as the socket's own address. Ask the
-        // socket's-own-address way first; an answer counts only if it is the client's
-        // socket (its local port is the client's), which the other order cannot fake.
+        // transport's way first, the other if that finds nothing (kernels differ); an answer
+        // counts only if it is the client's socket (its local port is the client's).
+        let own = (flow.dst, flow.dport, flow.src, flow.sport);
+        let packet = (flow.src, flow.sport, flow.dst, flow.dport);
+        let orders = match flow.transport {
+            Transport::Udp => [packet, own],
+            Transport::Tcp => [own, packet],
+        };
         let mut unavailable = false;
-        for (src, sport, dst, dport) in [
-            (flow.dst, flow.dport, flow.src, flow.sport),
-            (flow.src, flow.sport, flow.dst, flow.dport),
-        ] {
+        for (src, sport, dst, dport) in orders {
             match self.ask(flow, src, sport, dst, dport) {
                 Ok(Some((inode, local_port))) if local_port == flow.dport && inode != 0 => {
                     return Lookup::Found(inode)
