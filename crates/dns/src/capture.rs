@@ -101,7 +101,7 @@ const PORT_53: [libc::sock_filter; 23] = [
 ];
 
 /// The kernel filter: loopback's copy of each packet being sent is dropped in the kernel
-/// (the received copy follows), then [`PORT_53`].
+/// (the received copy follows), then the port-53 check.
 pub fn filter() -> Vec<libc::sock_filter> {
     let mut f = vec![
         op(LDW_ABS, 0, 0, SKF_AD_PKTTYPE), // 0

@@ -99,6 +99,8 @@ mod linux {
 
     /// How long the thread waits for a frame before it looks at the clock and the stop flag.
     const POLL: Duration = Duration::from_millis(100);
+    /// `agent status`'s note on the collector.
+    const MODE: &str = "AF_PACKET with a kernel BPF filter, all interfaces";
     /// How often the kernel's drop counter is read.
     const DROPS_EVERY: Duration = Duration::from_secs(1);
 
@@ -147,7 +149,7 @@ mod linux {
                 run(capture, decoder, attribution.as_mut(), &sink, &thread_stop);
             })
             .map_err(CollectorError::new)?;
-        report.set_mode("AF_PACKET with a kernel BPF filter, all interfaces");
+        report.set_mode(MODE);
         report.set_state(CollectorState::Running);
         Ok(Running { stop, thread })
     }
@@ -200,6 +202,16 @@ mod linux {
                     if n > 0 {
                         report.add_source_lost(n);
                     }
+                }
+                let s = decoder.stats();
+                let skipped = s.malformed_frames + s.malformed_messages + s.fragments + s.tcp_lost;
+                if skipped > 0 {
+                    report.set_mode(format!(
+                        "{MODE}; skipped: {} malformed, {} IP fragments, {} TCP streams cut",
+                        s.malformed_frames + s.malformed_messages,
+                        s.fragments,
+                        s.tcp_lost
+                    ));
                 }
             }
         }

@@ -109,6 +109,10 @@ fn the_collector_reports_every_answer_of_dnsmasq_once() {
         let report = sink.report().clone();
         collector.start(sink).unwrap();
         assert_eq!(report.state(), CollectorState::Running);
+        assert_eq!(
+            report.snapshot().mode.as_deref(),
+            Some("AF_PACKET with a kernel BPF filter, all interfaces")
+        );
         assert_eq!(collector.name(), "dns");
         assert_eq!(collector.overflow(), Overflow::Drop);
 
