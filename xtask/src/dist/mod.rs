@@ -181,7 +181,9 @@ pub fn main(root: &Path, args: &[String]) -> Result<(), String> {
 
     let update_dir = o.out.join(sums::UPDATE_DIR);
     for u in &updates {
-        write(&update_dir.join(&u.url), &u.data)?;
+        let path = update_dir.join(&u.url);
+        write(&path, &u.data)?;
+        make_executable(&path)?;
     }
     let settings = sums::ManifestSettings {
         channel: o.channel.clone(),
@@ -393,6 +395,19 @@ fn prepare_out_dir(root: &Path, out: &Path) -> Result<(), String> {
         fs::remove_dir_all(out).map_err(|e| format!("cannot empty {}: {e}", out.display()))?;
     }
     fs::create_dir_all(out).map_err(|e| format!("cannot create {}: {e}", out.display()))
+}
+
+/// Mode 0755, so that a raw binary downloaded from the release runs as it is.
+fn make_executable(path: &Path) -> Result<(), String> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        fs::set_permissions(path, fs::Permissions::from_mode(0o755))
+            .map_err(|e| format!("cannot chmod {}: {e}", path.display()))?;
+    }
+    #[cfg(not(unix))]
+    let _ = path;
+    Ok(())
 }
 
 fn write(path: &Path, data: &[u8]) -> Result<(), String> {
