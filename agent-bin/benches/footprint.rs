@@ -93,13 +93,9 @@ mod linux {
 
     /// utime + stime of a process, in seconds.
     fn cpu_secs(pid: u32) -> f64 {
-        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-        // Fields after the command name, which is in parentheses and may contain spaces.
-        let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
-        let f: Vec<&str> = rest.split_whitespace().collect();
-        let utime: f64 = f.get(11).and_then(|v| v.parse().ok()).unwrap_or(0.0);
-        let stime: f64 = f.get(12).and_then(|v| v.parse().ok()).unwrap_or(0.0);
-        (utime + stime) / ticks_per_sec()
+        let stat = std::fs::read(format!("/proc/{pid}/stat")).unwrap_or_default();
+        agent_os::proc_stat::ProcStat::parse(&stat)
+            .map_or(0.0, |s| (s.utime + s.stime) as f64 / ticks_per_sec())
     }
 
     /// VmRSS and VmHWM in KiB.
