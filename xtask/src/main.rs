@@ -24,6 +24,14 @@ const PREREQUISITES: &[(&str, &str)] = &[
     ("debootstrap", "debootstrap"),
     ("rpm", "rpm"),
     ("minisign", "minisign"),
+    // The DNS capture tests run a real resolver and client in network namespaces.
+    ("dnsmasq", "dnsmasq-base"),
+    ("dig", "bind9-dnsutils"),
+    ("ip", "iproute2"),
+    // The audit tests change firewall rules (NETFILTER_CFG) and drop privileges.
+    ("nft", "nftables"),
+    ("setpriv", "util-linux"),
+    ("unshare", "util-linux"),
 ];
 
 fn main() -> ExitCode {
@@ -84,6 +92,7 @@ fn test(extra: &[String]) -> Result<(), String> {
         // Package scripts may start daemons that the tests must own themselves.
         let _ = Command::new("pkill").args(["-x", "auditd"]).status();
         let _ = Command::new("pkill").args(["-x", "tinyproxy"]).status();
+        let _ = Command::new("pkill").args(["-x", "dnsmasq"]).status();
     }
     for (tool, pkg) in PREREQUISITES {
         if !have(tool) {
