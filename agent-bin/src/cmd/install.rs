@@ -113,10 +113,6 @@ fn print_summary(installed: &Installed, seed: Option<&Path>) {
     }
     for conflict in &installed.audit_conflicts {
         println!();
-        println!("Warning: {} is active: {}.", conflict.what, conflict.why);
-        println!("To stop and disable it, run as root:");
-        for command in &conflict.commands {
-            println!("  {command}");
-        }
+        println!("Warning: {}", conflict.message());
     }
 }

@@ -2,7 +2,9 @@
 //! about each, wherever it is found (at install, or when the audit collector starts).
 //!
 //! Only one process can be the audit daemon: while auditd (or anything else) is registered,
-//! the agent receives no audit events. systemd-journald's audit socket subscribes journald to
+//! the agent's audit collector receives the records through the kernel's multicast group
+//! instead, where the daemon's backlog and rate limits apply and every record is handled
+//! twice (see docs/linux-audit-events.md, "Beside auditd"). systemd-journald's audit socket subscribes journald to
 //! the audit multicast group, so every record the agent's rules produce is also copied into
 //! the journal. The agent never stops either itself: it tells the operator how.
 //!
@@ -19,8 +21,8 @@ pub const JOURNALD_AUDIT_UNIT: &str = "systemd-journald-audit.socket";
 /// Which kind of consumer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ConsumerKind {
-    /// A process registered (or about to register) as the audit daemon: the agent cannot
-    /// receive the audit stream while it runs.
+    /// A process registered (or about to register) as the audit daemon: the agent receives
+    /// the audit stream only through the multicast group while it runs.
     AuditDaemon,
     /// systemd-journald's audit socket: it doubles the cost of every audit record.
     JournaldAudit,
@@ -58,8 +60,9 @@ impl AuditConsumer {
             kind: ConsumerKind::AuditDaemon,
             what: comm.to_owned(),
             pid,
-            why: "only one process can receive the kernel audit stream, so the agent would \
-                  receive no audit events",
+            why: "only one process can receive the kernel's unicast audit stream, so the \
+                  agent falls back to the multicast group, where that daemon's backlog and rate \
+                  limits apply and every audit record is handled twice",
             commands,
         }
     }
@@ -192,9 +195,10 @@ mod tests {
         assert_eq!(
             m,
             "auditd (pid 42) is registered as the audit daemon: only one process can receive \
-             the kernel audit stream, so the agent would receive no audit events. To stop and \
-             disable it, run as root: `systemctl disable auditd.service`, then \
-             `service auditd stop`."
+             the kernel's unicast audit stream, so the agent falls back to the multicast group, \
+             where that daemon's backlog and rate limits apply and every audit record is \
+             handled twice. To stop and disable it, run as root: \
+             `systemctl disable auditd.service`, then `service auditd stop`."
         );
     }
 
