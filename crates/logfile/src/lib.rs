@@ -16,11 +16,18 @@
 //!
 //! A file renamed away to a name no pattern matches is still finished after a restart:
 //! on Linux the checkpoint records where the open file is now (via /proc), and the next
-//! start reopens it there if its identity still matches.
+//! start reopens it there if its identity still matches. A file rotated while the tailer
+//! was not running (stopped, crashed) is looked for at start in the directory of its
+//! checkpoint, under any name: the same device and inode, or else a single file with the
+//! same head fingerprint and at least the checkpointed size. It is finished from its
+//! checkpoint before its successor, and logged; a checkpointed file that cannot be found
+//! again is logged and counted ([`Stats::lost_files`]).
 //!
 //! Known limits: a file must be seen by one scan (within `poll_interval`, at once on
-//! inotify events) before it is rotated away, or it is never read. Outside Linux a file
-//! renamed away and not finished before a restart is not found again. Copytruncate
+//! inotify events) before it is rotated away, or it is never read. A file renamed into
+//! another directory while the tailer is stopped, or compressed, is not found again
+//! (outside Linux this also holds for a file renamed away while running and not finished
+//! before a stop). Copytruncate
 //! loses what the writer appended between the copy and the truncation unless the tailer
 //! had read it already, and a truncated file that regrows past the old offset with
 //! the same first bytes (≤ 1 KiB) is taken for the old one (both inherent to

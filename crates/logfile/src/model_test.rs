@@ -26,6 +26,9 @@ enum Op {
     CopyTruncate,
     /// Clean stop and start again from the checkpoint.
     Restart,
+    /// Clean stop, logrotate `create` while the tailer is not running (the file goes to
+    /// a name the pattern misses), start again: the old file's unread lines come first.
+    RenameWhileStopped,
 }
 
 fn op() -> impl Strategy<Value = Op> {
@@ -36,6 +39,7 @@ fn op() -> impl Strategy<Value = Op> {
         1 => Just(Op::Rename),
         1 => Just(Op::CopyTruncate),
         1 => Just(Op::Restart),
+        1 => Just(Op::RenameWhileStopped),
     ]
 }
 
@@ -163,6 +167,17 @@ proptest! {
                 Op::Restart => {
                     run.save().unwrap();
                     drop(run);
+                    run = Run::start(&specs, &options, &stats, state.path()).unwrap();
+                }
+                Op::RenameWhileStopped => {
+                    run.rescan(false);
+                    run.save().unwrap();
+                    drop(run);
+                    rotations += 1;
+                    fs::rename(&log, dir.path().join(format!("a.log.{rotations}"))).unwrap();
+                    append(&log, b"");
+                    finished(&content, &mut expected);
+                    content.clear();
                     run = Run::start(&specs, &options, &stats, state.path()).unwrap();
                 }
             }

@@ -1,6 +1,6 @@
 //! The tailing loop: expand patterns, read new bytes, hand lines to the sink, checkpoint.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::fs::{self, File};
 use std::io;
 use std::path::{Path, PathBuf};
@@ -57,6 +57,12 @@ pub struct Stats {
     pub truncations: AtomicU64,
     /// Checkpoint files written.
     pub checkpoints: AtomicU64,
+    /// Files renamed while the tailer was not running, found again at start under their
+    /// new name (same device and inode, or same head fingerprint) and finished.
+    pub found_again: AtomicU64,
+    /// Files with a checkpoint that were gone at start and not found again: lines written
+    /// to them after the checkpoint, if any, could not be sent.
+    pub lost_files: AtomicU64,
 }
 
 fn bump(counter: &AtomicU64, by: u64) {
@@ -379,36 +385,73 @@ impl<'a> Run<'a> {
         self.tracked.len() > open_before
     }
 
-    /// After a restart: files with a checkpoint that no pattern matches any more but that
-    /// are still where the checkpoint says (renamed away by rotation before the previous
-    /// run finished them) are opened again and drained, so their last lines are not lost.
+    /// After a restart: files with a checkpoint that no pattern matches any more (renamed
+    /// away by rotation, before the previous run finished them or while the agent was
+    /// stopped) are found again and drained, so their last lines are not lost.
+    ///
+    /// A checkpoint's file is looked for where the checkpoint says, then in that
+    /// directory under any name (the same device and inode, or else the same head
+    /// fingerprint and at least the checkpointed size), since rotation may have renamed it
+    /// to a name no pattern matches while the agent was not running.
     fn reopen_rotated(&mut self, found: &HashMap<FileKey, (PathBuf, usize)>) {
+        // Not matched by a pattern, or matched but on an inode that now holds another
+        // file (the old one was copied away and removed, and the new file got its inode).
         let mut candidates: Vec<Saved> = self
             .resume
             .values()
-            .filter(|saved| !found.contains_key(&saved.key))
+            .filter(|saved| match found.get(&saved.key) {
+                None => true,
+                Some((path, _)) => !same_file(saved, path),
+            })
             .cloned()
             .collect();
         candidates.sort_unstable_by_key(|saved| saved.order);
+        // Files already spoken for: followed under a pattern, or found for another record.
+        let mut claimed: HashSet<FileKey> = found.keys().copied().collect();
+        claimed.extend(self.tracked.keys().copied());
         for saved in candidates {
             if self.tracked.len() >= self.options.max_open_files {
                 break;
             }
-            let same = fs::metadata(&saved.path)
-                .is_ok_and(|meta| FileKey::of(&meta, &saved.path) == saved.key);
-            if !same {
+            let Some((key, path, how)) = locate(&saved, &claimed) else {
+                tracing::warn!(
+                    path = %saved.path.display(),
+                    offset = saved.offset,
+                    "a log file with a checkpoint is gone (rotated and removed, or compressed, while the agent was stopped) and was not found again in its directory: lines written to it after that offset, if any, were not sent"
+                );
+                bump(&self.stats.lost_files, 1);
                 continue;
+            };
+            claimed.insert(key);
+            if key != saved.key {
+                // Same content under a new inode (copied, moved across file systems):
+                // resume under the identity it has now.
+                if let Some(mut record) = self.resume.remove(&saved.key) {
+                    record.key = key;
+                    self.resume.insert(key, record);
+                }
             }
-            match self.open(saved.key, &saved.path, saved.intake_key.clone(), false) {
+            match self.open(key, &path, saved.intake_key.clone(), false) {
                 Ok(()) => {
-                    if let Some(tracked) = self.tracked.get_mut(&saved.key) {
-                        tracing::debug!(path = %saved.path.display(), "finishing a file rotated away before the restart");
+                    if let Some(tracked) = self.tracked.get_mut(&key) {
+                        if path == saved.path {
+                            tracing::debug!(path = %path.display(), "finishing a file rotated away before the restart");
+                        } else {
+                            tracing::info!(
+                                was = %saved.path.display(),
+                                now = %path.display(),
+                                matched_by = how,
+                                offset = saved.offset,
+                                "log file renamed while the agent was stopped; finishing it from its checkpoint before its successor"
+                            );
+                            bump(&self.stats.found_again, 1);
+                        }
                         tracked.gone_since = Some(Instant::now());
                         bump(&self.stats.rotations, 1);
                     }
                 }
                 Err(e) => {
-                    tracing::warn!(path = %saved.path.display(), error = %e, "cannot reopen rotated log file");
+                    tracing::warn!(path = %path.display(), error = %e, "cannot reopen rotated log file");
                 }
             }
         }
@@ -649,4 +692,68 @@ fn deliver_rest<S: LineSink>(
     *unsaved += 1;
     t.offset += rest.len() as u64;
     Ok(())
+}
+
+/// Whether `path` holds the file of `saved`: the same device and inode, still starting
+/// with the bytes the checkpoint fingerprinted (else the inode was reused).
+fn same_file(saved: &Saved, path: &Path) -> bool {
+    File::open(path).is_ok_and(|file| {
+        file.metadata()
+            .is_ok_and(|meta| FileKey::of(&meta, path) == saved.key)
+            && saved.head.matches(&file).unwrap_or(false)
+    })
+}
+
+/// Where the file of a checkpoint is now, and how it was recognised: at its recorded path
+/// with the same identity, else in that directory under another name with the same device
+/// and inode (and head), else (only when exactly one file qualifies) with the same head fingerprint
+/// and at least the checkpointed size. Files in `claimed` are someone else's.
+fn locate(saved: &Saved, claimed: &HashSet<FileKey>) -> Option<(FileKey, PathBuf, &'static str)> {
+    if !claimed.contains(&saved.key) && same_file(saved, &saved.path) {
+        return Some((saved.key, saved.path.clone(), "path"));
+    }
+    let dir = saved.path.parent()?;
+    let entries = match fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(e) => {
+            tracing::debug!(dir = %dir.display(), error = %e, "cannot list the directory of a checkpointed log file");
+            return None;
+        }
+    };
+    let mut by_head: Vec<(FileKey, PathBuf)> = Vec::new();
+    for entry in entries.flatten() {
+        let path = entry.path();
+        // Not following symbolic links: a rotated file is a regular file of its own.
+        let Ok(meta) = fs::symlink_metadata(&path) else {
+            continue;
+        };
+        if !meta.is_file() {
+            continue;
+        }
+        let key = FileKey::of(&meta, &path);
+        if key == saved.key && !claimed.contains(&key) && same_file(saved, &path) {
+            return Some((key, path, "inode"));
+        }
+        // A fingerprint of nothing matches everything: only a real head identifies.
+        if claimed.contains(&key) || saved.head.len == 0 || meta.len() < saved.offset {
+            continue;
+        }
+        let same_head = File::open(&path)
+            .and_then(|file| saved.head.matches(&file))
+            .unwrap_or(false);
+        if same_head {
+            by_head.push((key, path));
+        }
+    }
+    if by_head.len() > 1 {
+        tracing::warn!(
+            path = %saved.path.display(),
+            candidates = by_head.len(),
+            "several files start like a checkpointed log file that was renamed while the agent was stopped; not guessing which one to finish"
+        );
+        return None;
+    }
+    by_head
+        .pop()
+        .map(|(key, path)| (key, path, "head fingerprint"))
 }
