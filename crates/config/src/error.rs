@@ -76,10 +76,11 @@ pub enum ConfigError {
         #[source]
         source: std::io::Error,
     },
-    /// Not valid YAML, or a key with a value of the wrong type. Parsing stops at the first one.
+    /// Not valid YAML (parsing stops there), or one key with a value of the wrong type.
     #[error("{0}")]
     Parse(Problem),
-    /// Well-formed YAML whose values are not acceptable; every problem found is listed.
+    /// Well-formed YAML whose values are not acceptable (several wrong types, or values
+    /// of the right type that cannot be used); every problem found is listed.
     #[error("{}", join(.0))]
     Invalid(Vec<Problem>),
     /// The configuration could not be written as YAML.

@@ -49,7 +49,7 @@ impl Config {
             // An empty file (or only comments) is the default configuration.
             Value::Null => Config::default(),
             Value::Mapping(_) => {
-                serde_yaml::from_str::<Config>(text).map_err(|e| parse_problem(name, &e))?
+                serde_yaml::from_str::<Config>(text).map_err(|e| type_problems(text, name, &e))?
             }
             other => {
                 return Err(ConfigError::Parse(Problem {
@@ -103,6 +103,95 @@ pub fn validate_intake_key(key: &str) -> Result<(), String> {
         ));
     }
     Ok(())
+}
+
+/// Most wrong-type problems reported for one file; past that the user has enough to fix.
+const MAX_TYPE_PROBLEMS: usize = 50;
+
+/// Every wrong-typed value, not only the first: serde stops at the first one, so the
+/// top-level entry that holds it is blanked out (line numbers kept) and the text parsed
+/// again, until it parses or nothing more can be blanked. One problem stays a
+/// [`ConfigError::Parse`]; several are a [`ConfigError::Invalid`].
+fn type_problems(text: &str, name: &str, first: &serde_yaml::Error) -> ConfigError {
+    let mut problems: Vec<Problem> = Vec::new();
+    let push = |e: &serde_yaml::Error, problems: &mut Vec<Problem>| {
+        if let ConfigError::Parse(p) = parse_problem(name, e) {
+            problems.push(p);
+        }
+    };
+    push(first, &mut problems);
+    let mut text = text.to_owned();
+    let mut line = first.location().map(|l| l.line());
+    while let Some(at) = line {
+        if problems.len() >= MAX_TYPE_PROBLEMS {
+            break;
+        }
+        match blank_top_level_entry(&text, at) {
+            Some(blanked) if blanked != text => text = blanked,
+            _ => break,
+        }
+        // Blanking must leave a mapping; otherwise later messages would be artefacts.
+        if !matches!(serde_yaml::from_str::<Value>(&text), Ok(Value::Mapping(_))) {
+            break;
+        }
+        match serde_yaml::from_str::<Config>(&text) {
+            Ok(_) => break,
+            Err(e) => {
+                push(&e, &mut problems);
+                line = e.location().map(|l| l.line());
+            }
+        }
+    }
+    // Errors a custom deserializer raises (an unknown region) point at the start of the
+    // enclosing mapping, not at the value: blanking that entry leaves the same error at the
+    // next entry's line. A run of the same message is one problem, found where blanking
+    // made it go away (the last of the run).
+    let mut problems = problems
+        .into_iter()
+        .rev()
+        .fold(Vec::new(), |mut kept: Vec<Problem>, p| {
+            if kept.last().is_none_or(|last| last.message != p.message) {
+                kept.push(p);
+            }
+            kept
+        });
+    problems.reverse();
+    match problems.len() {
+        1 => ConfigError::Parse(problems.remove(0)),
+        0 => parse_problem(name, first),
+        _ => ConfigError::Invalid(problems),
+    }
+}
+
+/// Whether a line starts a top-level key (`key: ...` at column 1).
+fn is_top_level_key(line: &str) -> bool {
+    line.chars()
+        .next()
+        .is_some_and(|c| !c.is_whitespace() && !matches!(c, '#' | '-' | '.'))
+}
+
+/// `text` with the top-level entry that contains 1-based `line` replaced by empty lines
+/// (so every other line keeps its number); `None` if that line is in no such entry.
+fn blank_top_level_entry(text: &str, line: usize) -> Option<String> {
+    let lines: Vec<&str> = text.split_inclusive('\n').collect();
+    let index = line.checked_sub(1)?.min(lines.len().checked_sub(1)?);
+    let start = (0..=index).rev().find(|&i| is_top_level_key(lines[i]))?;
+    let end = (start + 1..lines.len())
+        .find(|&i| is_top_level_key(lines[i]))
+        .unwrap_or(lines.len());
+    let mut out = String::with_capacity(text.len());
+    for (i, l) in lines.iter().enumerate() {
+        if (start..end).contains(&i) {
+            if l.ends_with("\r\n") {
+                out.push_str("\r\n");
+            } else if l.ends_with('\n') {
+                out.push('\n');
+            }
+        } else {
+            out.push_str(l);
+        }
+    }
+    Some(out)
 }
 
 fn parse_problem(name: &str, e: &serde_yaml::Error) -> ConfigError {
@@ -468,6 +557,39 @@ AutoUpdate: false
         let err = parse("Region: mars1\n").unwrap_err().to_string();
         assert!(err.contains("fra1, fra2"), "{err}");
         assert!(err.contains("line 1"), "{err}");
+    }
+
+    #[test]
+    fn every_wrong_type_is_reported_not_only_the_first() {
+        let text = "roles: []\nHTTPProxyURL: 12\nlogfiles:\n  - filepath: [1]\n    intakekey: k\nEnableDNSResolutions: maybe\nAutoUpdate: true\nRegion: mars1\n";
+        let err = parse(text).unwrap_err();
+        let lines: Vec<usize> = err
+            .problems()
+            .iter()
+            .map(|p| p.location.unwrap().line)
+            .collect();
+        assert_eq!(lines, [2, 4, 6, 8], "{err}");
+        let text = err.to_string();
+        assert!(text.contains("HTTPProxyURL"), "{text}");
+        assert!(text.contains("logfiles[0].filepath"), "{text}");
+        assert!(
+            text.contains("EnableDNSResolutions") && text.contains("expected a boolean"),
+            "{text}"
+        );
+        assert!(text.contains("fra1, fra2"), "{text}");
+        // One wrong type stays one problem, a syntax error stops at once.
+        let one = parse("HTTPProxyURL: 12\nAutoUpdate: true\n").unwrap_err();
+        assert!(matches!(one, ConfigError::Parse(_)), "{one}");
+        let syntax = parse("HTTPProxyURL: 12\nlogfiles: [\n").unwrap_err();
+        assert_eq!(syntax.problems().len(), 1, "{syntax}");
+        // CRLF files keep their line numbers too.
+        let crlf = parse("HTTPProxyURL: 12\r\nAutoUpdate: 3\r\n").unwrap_err();
+        let lines: Vec<usize> = crlf
+            .problems()
+            .iter()
+            .map(|p| p.location.unwrap().line)
+            .collect();
+        assert_eq!(lines, [1, 2], "{crlf}");
     }
 
     #[test]
