@@ -13,7 +13,7 @@ mod ips;
 mod names;
 mod stats;
 
-pub use agent_id::{AgentId, AGENT_ID_FILE};
+pub use agent_id::{AgentId, IdRecovery, AGENT_ID_BACKUP_FILE, AGENT_ID_FILE};
 pub use error::HostError;
 pub use hash::{
     hash_reader, FileHasher, FileHashes, FileKey, HashCache, HashOutcome, HashPolicy, SkipReason,
