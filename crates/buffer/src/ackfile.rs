@@ -3,16 +3,27 @@
 //! Layout (little endian): magic `RACK`, seq u64, segment u64, offset u64, CRC32C of the
 //! first 28 bytes. Replaced with [`agent_os::replace_file`] (temporary file, fsync, rename,
 //! directory fsync), so a crash leaves either the old or the new acknowledgement.
+//!
+//! A backup copy, `ack.bak`, is written the same way at most every
+//! [`BACKUP_EVERY`] by the reader: if the main file is damaged (a bad disk block, a stray
+//! edit), reading resumes from the backup, so only the records acknowledged in the last
+//! few seconds are delivered again instead of the whole ring, and the caller is warned.
 
 use std::fs;
 use std::path::Path;
 
 use crate::error::{io_at, RingError};
 use crate::position::Position;
+use crate::segment::MAX_SEGMENT_NUMBER;
+use crate::warning::RingWarning;
 
 const MAGIC: &[u8; 4] = b"RACK";
 const LEN: usize = 32;
 pub(crate) const ACK_FILE: &str = "ack";
+/// The backup copy of the acknowledgement.
+pub(crate) const ACK_BACKUP: &str = "ack.bak";
+/// Least time between two writes of the backup copy.
+pub(crate) const BACKUP_EVERY: std::time::Duration = std::time::Duration::from_secs(2);
 /// The fixed temporary name of versions before agent-os; removed at open like the new ones.
 const LEGACY_ACK_TMP: &str = "ack.tmp";
 /// Permission bits of the ack file: the agent's state is root's alone.
@@ -43,18 +54,54 @@ fn decode(bytes: &[u8]) -> Option<Position> {
     if crc32c::crc32c(&bytes[0..28]) != u32::from_le_bytes(crc) {
         return None;
     }
-    Some(Position::new(word(4), word(12), word(20)))
+    let pos = Position::new(word(4), word(12), word(20));
+    // A checksum that holds over impossible numbers is a crafted file: as damaged.
+    (pos.segment() <= MAX_SEGMENT_NUMBER).then_some(pos)
 }
 
-/// Reads the acknowledgement; a missing or damaged file means "nothing acknowledged",
-/// which can only cause re-delivery, never loss.
-pub(crate) fn load(dir: &Path) -> Result<Option<Position>, RingError> {
-    let path = dir.join(ACK_FILE);
-    match fs::read(&path) {
-        Ok(bytes) => Ok(decode(&bytes)),
-        Err(err) if err.kind() == std::io::ErrorKind::NotFound => Ok(None),
-        Err(err) => Err(io_at(&path)(err)),
+/// What one of the two files holds.
+enum Found {
+    Missing,
+    Damaged,
+    Intact(Position),
+}
+
+fn read_one(path: &Path) -> Result<Found, RingError> {
+    match fs::read(path) {
+        Ok(bytes) => Ok(decode(&bytes).map_or(Found::Damaged, Found::Intact)),
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => Ok(Found::Missing),
+        Err(err) => Err(io_at(path)(err)),
     }
+}
+
+/// Reads the acknowledgement. A missing file (with no backup) is a fresh ring. A
+/// damaged main file (or a missing one beside a backup) falls back on the backup copy;
+/// either way the caller gets a warning to log, since it means records are delivered
+/// again. A missing or damaged acknowledgement can only cause re-delivery, never loss.
+pub(crate) fn load(dir: &Path) -> Result<(Option<Position>, Option<RingWarning>), RingError> {
+    let path = dir.join(ACK_FILE);
+    let main = read_one(&path)?;
+    if let Found::Intact(pos) = main {
+        return Ok((Some(pos), None));
+    }
+    let backup = match read_one(&dir.join(ACK_BACKUP)) {
+        Ok(Found::Intact(pos)) => Some(pos),
+        // An unreadable backup is no worse than none.
+        _ => None,
+    };
+    match (main, backup) {
+        (Found::Missing, None) => Ok((None, None)),
+        (_, recovered) => Ok((recovered, Some(RingWarning::DamagedAck { path, recovered }))),
+    }
+}
+
+/// Persists `pos` as the backup copy.
+pub(crate) fn store_backup(dir: &Path, pos: &Position) -> Result<(), RingError> {
+    Ok(agent_os::replace_file(
+        &dir.join(ACK_BACKUP),
+        &encode(pos),
+        ACK_MODE,
+    )?)
 }
 
 /// Persists `pos` atomically and durably.
@@ -75,6 +122,7 @@ pub(crate) fn remove_leftovers(dir: &Path) -> Result<(), RingError> {
         _ => {}
     }
     agent_os::atomic::remove_leftover_temps(&dir.join(ACK_FILE)).map_err(io_at(dir))?;
+    agent_os::atomic::remove_leftover_temps(&dir.join(ACK_BACKUP)).map_err(io_at(dir))?;
     Ok(())
 }
 
@@ -91,10 +139,10 @@ mod tests {
     #[test]
     fn store_then_load_and_reject_damage() {
         let dir = tempfile::tempdir().unwrap();
-        assert_eq!(load(dir.path()).unwrap(), None);
+        assert_eq!(load(dir.path()).unwrap(), (None, None));
         let pos = Position::new(42, 3, 1000);
         store(dir.path(), &pos).unwrap();
-        assert_eq!(load(dir.path()).unwrap(), Some(pos));
+        assert_eq!(load(dir.path()).unwrap(), (Some(pos), None));
         assert_eq!(
             fs::read_dir(dir.path()).unwrap().count(),
             1,
@@ -114,7 +162,40 @@ mod tests {
         let mut bytes = fs::read(&path).unwrap();
         bytes[13] ^= 0x80;
         fs::write(&path, &bytes).unwrap();
-        assert_eq!(load(dir.path()).unwrap(), None);
+        let (pos, warning) = load(dir.path()).unwrap();
+        assert_eq!(pos, None);
+        assert!(
+            matches!(
+                warning,
+                Some(RingWarning::DamagedAck {
+                    recovered: None,
+                    ..
+                })
+            ),
+            "{warning:?}"
+        );
+    }
+
+    #[test]
+    fn a_damaged_or_missing_ack_falls_back_on_the_backup_with_a_warning() {
+        let dir = tempfile::tempdir().unwrap();
+        let old = Position::new(10, 1, 200);
+        store_backup(dir.path(), &old).unwrap();
+        store(dir.path(), &Position::new(42, 3, 1000)).unwrap();
+        fs::write(dir.path().join(ACK_FILE), b"garbage").unwrap();
+        let (pos, warning) = load(dir.path()).unwrap();
+        assert_eq!(pos, Some(old));
+        assert!(matches!(
+            warning,
+            Some(RingWarning::DamagedAck { recovered: Some(p), .. }) if p == old
+        ));
+        fs::remove_file(dir.path().join(ACK_FILE)).unwrap();
+        assert_eq!(load(dir.path()).unwrap().0, Some(old));
+
+        // A checksum that holds over an impossible segment number is damage too.
+        let crafted = Position::new(1, u64::MAX, 20);
+        fs::write(dir.path().join(ACK_FILE), encode(&crafted)).unwrap();
+        assert_eq!(load(dir.path()).unwrap().0, Some(old));
     }
 
     #[test]
@@ -130,6 +211,6 @@ mod tests {
             1,
             "only the ack file"
         );
-        assert_eq!(load(dir.path()).unwrap(), Some(Position::new(1, 0, 20)));
+        assert_eq!(load(dir.path()).unwrap().0, Some(Position::new(1, 0, 20)));
     }
 }

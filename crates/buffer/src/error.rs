@@ -33,6 +33,23 @@ pub enum RingError {
     /// The acknowledgement could not be persisted (the step and the OS error are inside).
     #[error(transparent)]
     Persist(#[from] agent_os::ReplaceError),
+    /// Appending stopped part-way because the disk refused a write (full, read-only, I/O
+    /// error). The writer kept the first `accepted` records of the call in memory, with
+    /// their positions: they reach the disk when it takes writes again (the next append,
+    /// [`crate::RingWriter::flush_if_due`] or [`crate::RingWriter::flush`] retries them).
+    /// The records from `accepted` on were not taken and must be offered again.
+    #[error("the ring cannot write ({accepted} record(s) of this call kept in memory): {source}")]
+    Stalled {
+        /// Records of the call the writer took (they keep their positions).
+        accepted: usize,
+        /// What the disk answered.
+        #[source]
+        source: Box<RingError>,
+    },
+    /// A second reader was asked for while one is alive (see
+    /// [`crate::RingReader::reopener`]).
+    #[error("ring directory {0} already has a live reader")]
+    ReaderBusy(PathBuf),
     /// An operating-system I/O call failed.
     #[error("I/O error on {path}: {source}")]
     Io {
@@ -42,6 +59,16 @@ pub enum RingError {
         #[source]
         source: std::io::Error,
     },
+}
+
+impl RingError {
+    /// For [`RingError::Stalled`]: how many records of the call the writer kept.
+    pub fn accepted(&self) -> Option<usize> {
+        match self {
+            RingError::Stalled { accepted, .. } => Some(*accepted),
+            _ => None,
+        }
+    }
 }
 
 /// Builds a closure that wraps an `io::Error` with the path it concerns.

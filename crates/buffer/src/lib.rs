@@ -46,6 +46,35 @@
 //! by checksum, skipped and counted ([`RingStats::corrupt_skipped`]); they are never
 //! returned.
 //!
+//! # Faults
+//!
+//! - **Full disk or failing writes.** A write the disk refuses (ENOSPC, EIO, EROFS) is
+//!   undone to the last record the reader was told about, and the records the writer
+//!   took stay in memory with their sequence numbers: the call fails with
+//!   [`RingError::Stalled`], saying how many records of the call were taken, and the
+//!   next call writes the kept records first. Nothing new is taken while that fails, so
+//!   the caller can apply backpressure (or drop, and count) until space returns; then
+//!   writing resumes with no gap in the numbering.
+//! - **Files that cannot be deleted** (immutable, read-only directory) leave the ring
+//!   with a [`RingWarning::UndeletableSegment`] and are deleted later; acknowledging and
+//!   appending never fail because of them.
+//! - **Lost records.** Sequence numbers are consecutive, so the reader counts exactly
+//!   the records missing between two it reads ([`RingStats::records_lost`], one
+//!   [`RingWarning::RecordsLost`] per gap): damaged records, and segment files damaged,
+//!   emptied or deleted behind the ring's back. Records the capacity limit deleted are
+//!   counted as dropped instead, and only if the reader had not read them yet. What
+//!   was lost before the oldest record on disk, or at the very end of the ring while it
+//!   was closed, cannot be seen.
+//! - **Crafted or stray files.** A segment file numbered beyond any reachable number is
+//!   renamed aside (`*.seg.stray`) with a [`RingWarning::StraySegment`]; the numbering
+//!   never wraps. A damaged acknowledgement falls back on its backup copy `ack.bak`
+//!   (written at most every 2 s) with a [`RingWarning::DamagedAck`].
+//! - **A failed consumer** can be replaced: [`RingReader::reopener`] opens a new reader
+//!   after the old one is dropped, resuming after the acknowledgement.
+//!
+//! The ring does no logging: its owner takes the warnings with
+//! [`RingWriter::take_warnings`] or [`RingReader::take_warnings`] and reports them.
+//!
 //! # Concurrency model
 //!
 //! [`Ring::open`] returns one [`RingWriter`] and one [`RingReader`]. Each is `Send` (the
@@ -72,6 +101,7 @@ mod reader;
 mod segment;
 mod shared;
 mod syncer;
+mod warning;
 mod writer;
 
 use std::path::Path;
@@ -79,7 +109,8 @@ use std::path::Path;
 pub use error::RingError;
 pub use options::RingOptions;
 pub use position::{Position, RingStats};
-pub use reader::RingReader;
+pub use reader::{RingReader, RingReopener};
+pub use warning::RingWarning;
 pub use writer::RingWriter;
 
 /// Entry point: opens (or creates) a ring directory.

@@ -13,6 +13,7 @@ use crate::position::Position;
 use crate::reader::RingReader;
 use crate::segment::{list_segments, scan, segment_path, SegMeta};
 use crate::shared::{Shared, State};
+use crate::warning::RingWarning;
 use crate::writer::{create_segment, RingWriter};
 
 const LOCK_FILE: &str = "lock";
@@ -49,9 +50,16 @@ pub(crate) fn open(dir: &Path, opts: RingOptions) -> Result<(RingWriter, RingRea
     fs::create_dir_all(dir).map_err(io_at(dir))?;
     let lock = lock_dir(dir)?;
     ackfile::remove_leftovers(dir)?;
-    let ack = ackfile::load(dir)?;
+    let (ack, ack_warning) = ackfile::load(dir)?;
+    let mut warnings: Vec<RingWarning> = ack_warning.into_iter().collect();
 
-    let numbers = list_segments(dir)?;
+    let (numbers, strays) = list_segments(dir)?;
+    for number in strays {
+        let path = segment_path(dir, number);
+        let aside = path.with_extension("seg.stray");
+        let moved_to = fs::rename(&path, &aside).ok().map(|()| aside);
+        warnings.push(RingWarning::StraySegment { path, moved_to });
+    }
     let mut segments = VecDeque::with_capacity(numbers.len() + 1);
     let mut last_published = None;
     let mut bytes = Vec::new();
@@ -107,14 +115,25 @@ pub(crate) fn open(dir: &Path, opts: RingOptions) -> Result<(RingWriter, RingRea
         .max()
         .map_or(0, |n| n.saturating_add(1));
 
+    // Records older than the oldest one on disk were acknowledged or dropped before
+    // this open (and counted then): a reader gap before it is not a loss.
+    let dropped_through = segments
+        .iter()
+        .find_map(|s| s.first_seq)
+        .and_then(|first| first.checked_sub(1));
     let state = State {
         segments,
         ack,
         published_next_seq: next_seq,
         last_published,
+        read: ack,
+        dropped_through,
         records_dropped: 0,
         bytes_dropped: 0,
         corrupt_skipped: 0,
+        records_lost: 0,
+        leftovers: Vec::new(),
+        warnings,
     };
     let shared = Arc::new(Shared::new(dir.to_path_buf(), opts, state, lock));
     let (file, path) = create_segment(&shared, first_new)?;

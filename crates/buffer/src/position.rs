@@ -40,8 +40,8 @@ impl Position {
 
 /// A snapshot of the ring's size and counters, for status reports.
 ///
-/// Counters (`records_dropped`, `bytes_dropped`, `corrupt_skipped`) count since the ring
-/// was opened. Byte counts include the 20-byte frame header of each record.
+/// Counters (`records_dropped`, `bytes_dropped`, `corrupt_skipped`, `records_lost`) count
+/// since the ring was opened. Byte counts include the 20-byte frame header of each record.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct RingStats {
@@ -53,12 +53,22 @@ pub struct RingStats {
     pub records_pending: u64,
     /// Bytes of those records.
     pub bytes_pending: u64,
-    /// Unacknowledged records deleted because the ring was full.
+    /// Records deleted because the ring was full before the reader had them (records
+    /// read and not yet acknowledged are still delivered, so they do not count).
     pub records_dropped: u64,
     /// Bytes of those records.
     pub bytes_dropped: u64,
-    /// Damaged records or regions the reader skipped.
+    /// Damaged places the reader skipped (a damaged record, or a damaged region holding
+    /// any number of records): how often damage was met, not how much was lost.
     pub corrupt_skipped: u64,
+    /// Records missing from the ring, counted exactly from the gaps in the sequence
+    /// numbers the reader met: damaged records, and segment files damaged, emptied or
+    /// deleted behind the ring's back. Drops by the capacity limit are not included.
+    /// Each gap is also reported as a [`crate::RingWarning::RecordsLost`].
+    pub records_lost: u64,
+    /// Segment files that left the ring but could not be deleted (see
+    /// [`crate::RingWarning::UndeletableSegment`]).
+    pub leftover_segments: usize,
     /// The newest record handed to the OS.
     pub write_position: Option<Position>,
     /// The newest acknowledged record.

@@ -2,6 +2,7 @@
 
 use std::fs::File;
 use std::io::{ErrorKind, Read, Seek, SeekFrom};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -11,6 +12,7 @@ use crate::frame::{self, Decoded, HEADER_LEN};
 use crate::position::{Position, RingStats};
 use crate::segment::segment_path;
 use crate::shared::Shared;
+use crate::warning::RingWarning;
 
 /// Bytes read from a segment file per system call (at least).
 const READ_CHUNK: u64 = 1024 * 1024;
@@ -30,6 +32,35 @@ pub struct RingReader {
     /// Bytes of `file` starting at file offset `buf_start`.
     buf: Vec<u8>,
     buf_start: u64,
+    /// Gaps in the sequence numbers met by the current `read_batch`: (first missing,
+    /// first present after the gap, its segment).
+    gaps: Vec<(u64, u64, u64)>,
+    /// When the backup copy of the acknowledgement was last written.
+    last_backup: Option<Instant>,
+}
+
+/// Opens a new reader on the same ring once the previous one is gone, e.g. to restart
+/// a consumer that failed. Cheap to clone; keeps the ring directory locked while alive.
+#[derive(Debug, Clone)]
+pub struct RingReopener {
+    shared: Arc<Shared>,
+}
+
+impl RingReopener {
+    /// A new reader that resumes right after the acknowledged record: records the
+    /// previous reader returned without acknowledging them are returned again. Fails
+    /// with [`RingError::ReaderBusy`] while another reader of this ring is alive.
+    pub fn reopen(&self) -> Result<RingReader, RingError> {
+        if self.shared.reader_alive.swap(true, Ordering::AcqRel) {
+            return Err(RingError::ReaderBusy(self.shared.dir.clone()));
+        }
+        let ack = {
+            let mut state = self.shared.lock();
+            state.read = state.ack;
+            state.ack
+        };
+        Ok(RingReader::build(Arc::clone(&self.shared), ack))
+    }
 }
 
 /// The segment the reader is in, as the shared state saw it.
@@ -41,6 +72,11 @@ struct SegView {
 
 impl RingReader {
     pub(crate) fn new(shared: Arc<Shared>, ack: Option<Position>) -> Self {
+        shared.reader_alive.store(true, Ordering::Release);
+        Self::build(shared, ack)
+    }
+
+    fn build(shared: Arc<Shared>, ack: Option<Position>) -> Self {
         Self {
             shared,
             segment: ack.map_or(0, |a| a.segment()),
@@ -50,7 +86,21 @@ impl RingReader {
             file: None,
             buf: Vec::new(),
             buf_start: 0,
+            gaps: Vec::new(),
+            last_backup: None,
         }
+    }
+
+    /// A handle that can open a new reader on this ring after this one is dropped.
+    pub fn reopener(&self) -> RingReopener {
+        RingReopener {
+            shared: Arc::clone(&self.shared),
+        }
+    }
+
+    /// Takes the warnings the ring collected (see [`crate::RingWriter::take_warnings`]).
+    pub fn take_warnings(&self) -> Vec<RingWarning> {
+        std::mem::take(&mut self.shared.lock().warnings)
     }
 
     /// Returns up to `max_records` records, oldest first, whose payloads add up to at most
@@ -58,7 +108,10 @@ impl RingReader {
     /// returns an empty vector when nothing is pending.
     ///
     /// Damaged records are skipped and counted in [`RingStats::corrupt_skipped`]; they are
-    /// never returned. Records deleted by the capacity limit are skipped.
+    /// never returned. Records deleted by the capacity limit are skipped. Records found
+    /// missing (a gap in the sequence numbers the capacity limit does not explain) are
+    /// counted in [`RingStats::records_lost`] and reported as
+    /// [`RingWarning::RecordsLost`].
     pub fn read_batch(
         &mut self,
         max_records: usize,
@@ -70,10 +123,18 @@ impl RingReader {
         {
             let mut state = self.shared.lock();
             state.corrupt_skipped += corrupt;
+            for (from, to, segment) in self.gaps.drain(..) {
+                state.count_gap(from, to, segment);
+            }
             // The writer may have deleted a segment while we were reading it; its records
             // were counted as dropped, so they must not also be delivered.
             let oldest = state.segments.front().map_or(u64::MAX, |s| s.number);
             out.retain(|(pos, _)| pos.segment() >= oldest);
+            // From now on the capacity limit does not count these as dropped: they are
+            // on their way.
+            if let Some((pos, _)) = out.last() {
+                state.read = state.read.max(Some(*pos));
+            }
             // A batch that stopped at `max_records` or `max_bytes` right on the last
             // published record has still caught up: say so, or the next `wait_for_data`
             // would report data that is not there.
@@ -104,9 +165,22 @@ impl RingReader {
             return Ok(());
         }
         ackfile::store(&self.shared.dir, &pos)?;
+        if self
+            .last_backup
+            .is_none_or(|at| at.elapsed() >= ackfile::BACKUP_EVERY)
+        {
+            // Only a help for recovering from a damaged main file: a failure here
+            // costs nothing until then.
+            let _ = ackfile::store_backup(&self.shared.dir, &pos);
+            self.last_backup = Some(Instant::now());
+        }
         let mut state = self.shared.lock();
         state.ack = Some(pos);
-        state.delete_acked(&self.shared.dir)
+        state.read = state.read.max(Some(pos));
+        // A segment file that cannot be deleted is left behind with a warning; it
+        // never fails the acknowledgement.
+        state.delete_acked(&self.shared.dir);
+        Ok(())
     }
 
     /// Blocks the calling thread until records the reader has not seen are published, or
@@ -223,6 +297,11 @@ impl RingReader {
                         want = HEADER_LEN as u64;
                         // Sequence numbers only grow; anything else is stale and skipped.
                         if self.last_seq.is_none_or(|last| seq > last) {
+                            if let Some(expected) = self.last_seq.map(|l| l.saturating_add(1)) {
+                                if seq > expected {
+                                    self.gaps.push((expected, seq, view.number));
+                                }
+                            }
                             bytes += payload.len();
                             out.push((
                                 Position::new(seq, view.number, self.offset),
@@ -327,5 +406,11 @@ impl RingReader {
         } else {
             Ok(Some(view.visible))
         }
+    }
+}
+
+impl Drop for RingReader {
+    fn drop(&mut self) {
+        self.shared.reader_alive.store(false, Ordering::Release);
     }
 }

@@ -9,14 +9,22 @@ use crate::position::Position;
 
 const SUFFIX: &str = ".seg";
 
+/// Highest segment number the ring uses. Numbers grow by one per segment, so even tiny
+/// segments written at disk speed for centuries stay far below it; a file numbered above
+/// it is a stray (copied or crafted) and is left out, so that the numbering never wraps
+/// and overwrites live segments.
+pub(crate) const MAX_SEGMENT_NUMBER: u64 = 1_000_000_000_000_000;
+
 /// Path of segment `number` in `dir`. Zero-padded so names sort like numbers.
 pub(crate) fn segment_path(dir: &Path, number: u64) -> PathBuf {
     dir.join(format!("{number:020}{SUFFIX}"))
 }
 
-/// Segment numbers present in `dir`, ascending. Other files are ignored.
-pub(crate) fn list_segments(dir: &Path) -> Result<Vec<u64>, RingError> {
+/// Segment numbers present in `dir`, ascending, and the stray ones (numbered above
+/// [`MAX_SEGMENT_NUMBER`]). Other files are ignored.
+pub(crate) fn list_segments(dir: &Path) -> Result<(Vec<u64>, Vec<u64>), RingError> {
     let mut numbers = Vec::new();
+    let mut strays = Vec::new();
     for entry in fs::read_dir(dir).map_err(io_at(dir))? {
         let entry = entry.map_err(io_at(dir))?;
         let name = entry.file_name();
@@ -25,13 +33,15 @@ pub(crate) fn list_segments(dir: &Path) -> Result<Vec<u64>, RingError> {
             continue;
         };
         if stem.len() == 20 {
-            if let Ok(number) = stem.parse::<u64>() {
-                numbers.push(number);
+            match stem.parse::<u64>() {
+                Ok(number) if number <= MAX_SEGMENT_NUMBER => numbers.push(number),
+                Ok(number) => strays.push(number),
+                Err(_) => {}
             }
         }
     }
     numbers.sort_unstable();
-    Ok(numbers)
+    Ok((numbers, strays))
 }
 
 /// What the ring knows about one segment file.

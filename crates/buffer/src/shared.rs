@@ -3,12 +3,14 @@
 use std::collections::VecDeque;
 use std::fs::{self, File};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 
 use crate::error::{io_at, RingError};
 use crate::options::RingOptions;
 use crate::position::{Position, RingStats};
 use crate::segment::{segment_path, SegMeta};
+use crate::warning::{RingWarning, MAX_KEPT};
 
 /// Callback run after new records become visible to the reader.
 pub(crate) type NotifyHook = Arc<dyn Fn() + Send + Sync>;
@@ -22,31 +24,49 @@ pub(crate) struct State {
     /// Sequence number the next published record will have.
     pub(crate) published_next_seq: u64,
     pub(crate) last_published: Option<Position>,
+    /// The last record the reader delivered (records up to it are not counted as
+    /// dropped when the capacity limit deletes them: the reader has them).
+    pub(crate) read: Option<Position>,
+    /// Highest sequence number the capacity limit deleted (or that was gone before the
+    /// ring was opened): gaps up to it are drops, not losses.
+    pub(crate) dropped_through: Option<u64>,
     pub(crate) records_dropped: u64,
     pub(crate) bytes_dropped: u64,
     pub(crate) corrupt_skipped: u64,
+    pub(crate) records_lost: u64,
+    /// Segment files that could not be deleted; retried at every deletion.
+    pub(crate) leftovers: Vec<u64>,
+    pub(crate) warnings: Vec<RingWarning>,
 }
 
 impl State {
     /// Deletes the oldest segments, read or not, until a new full segment fits in the
     /// capacity. Unacknowledged records deleted this way are counted as dropped.
-    pub(crate) fn make_room(&mut self, dir: &Path, opts: &RingOptions) -> Result<(), RingError> {
+    /// Deletes the oldest segments, read or not, until a new full segment fits in the
+    /// capacity. Records deleted this way that were neither acknowledged nor read are
+    /// counted as dropped (records the reader holds are still delivered).
+    pub(crate) fn make_room(&mut self, dir: &Path, opts: &RingOptions) {
+        self.retry_leftovers(dir);
         let mut total: u64 = self.segments.iter().map(|s| s.len).sum();
+        let floor = self.ack.max(self.read);
         while total.saturating_add(opts.segment_size) > opts.capacity {
             let Some(oldest) = self.segments.pop_front() else {
                 break;
             };
             total -= oldest.len;
-            self.records_dropped += oldest.unacked_records(self.ack.as_ref());
-            self.bytes_dropped += oldest.unacked_bytes(self.ack.as_ref());
-            remove_segment(dir, oldest.number)?;
+            self.records_dropped += oldest.unacked_records(floor.as_ref());
+            self.bytes_dropped += oldest.unacked_bytes(floor.as_ref());
+            if oldest.last_seq.is_some() {
+                self.dropped_through = self.dropped_through.max(oldest.last_seq);
+            }
+            self.remove_or_keep(dir, oldest.number);
         }
-        Ok(())
     }
 
     /// Deletes segments that lie entirely before the acknowledged record.
-    pub(crate) fn delete_acked(&mut self, dir: &Path) -> Result<(), RingError> {
-        let Some(ack) = self.ack else { return Ok(()) };
+    pub(crate) fn delete_acked(&mut self, dir: &Path) {
+        self.retry_leftovers(dir);
+        let Some(ack) = self.ack else { return };
         while self.segments.len() > 1
             && self
                 .segments
@@ -54,10 +74,55 @@ impl State {
                 .is_some_and(|s| s.number < ack.segment())
         {
             if let Some(seg) = self.segments.pop_front() {
-                remove_segment(dir, seg.number)?;
+                self.remove_or_keep(dir, seg.number);
             }
         }
-        Ok(())
+    }
+
+    /// Deletes a segment file that left the ring; one that cannot be deleted (an
+    /// immutable file, a read-only directory) is remembered, warned about once and
+    /// retried, so that an unremovable file never stops reading, acknowledging or
+    /// writing.
+    fn remove_or_keep(&mut self, dir: &Path, number: u64) {
+        if let Err(err) = remove_segment(dir, number) {
+            self.leftovers.push(number);
+            self.warn(RingWarning::UndeletableSegment {
+                path: segment_path(dir, number),
+                error: err.to_string(),
+            });
+        }
+    }
+
+    fn retry_leftovers(&mut self, dir: &Path) {
+        if !self.leftovers.is_empty() {
+            self.leftovers
+                .retain(|&number| remove_segment(dir, number).is_err());
+        }
+    }
+
+    /// Keeps a warning for the owner, discarding the oldest beyond [`MAX_KEPT`].
+    pub(crate) fn warn(&mut self, warning: RingWarning) {
+        if self.warnings.len() >= MAX_KEPT {
+            self.warnings.remove(0);
+        }
+        self.warnings.push(warning);
+    }
+
+    /// Counts the records with sequence numbers in `from..to` that a reader found
+    /// missing, except those the capacity limit deleted (already counted as dropped).
+    pub(crate) fn count_gap(&mut self, from: u64, to: u64, segment: u64) {
+        let from = match self.dropped_through {
+            Some(dropped) => from.max(dropped.saturating_add(1)),
+            None => from,
+        };
+        if to > from {
+            self.records_lost += to - from;
+            self.warn(RingWarning::RecordsLost {
+                first_seq: from,
+                count: to - from,
+                segment,
+            });
+        }
     }
 
     pub(crate) fn stats(&self) -> RingStats {
@@ -70,6 +135,8 @@ impl State {
             records_dropped: self.records_dropped,
             bytes_dropped: self.bytes_dropped,
             corrupt_skipped: self.corrupt_skipped,
+            records_lost: self.records_lost,
+            leftover_segments: self.leftovers.len(),
             write_position: self.last_published,
             ack_position: self.ack,
         }
@@ -91,6 +158,8 @@ pub(crate) struct Shared {
     state: Mutex<State>,
     data: Condvar,
     notify: Mutex<Option<NotifyHook>>,
+    /// A [`crate::RingReader`] is alive (there is at most one).
+    pub(crate) reader_alive: AtomicBool,
     _lock: File,
 }
 
@@ -111,6 +180,7 @@ impl Shared {
             state: Mutex::new(state),
             data: Condvar::new(),
             notify: Mutex::new(None),
+            reader_alive: AtomicBool::new(false),
             _lock: lock,
         }
     }

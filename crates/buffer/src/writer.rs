@@ -9,9 +9,10 @@ use std::time::Instant;
 use crate::error::{io_at, RingError};
 use crate::frame::{self, HEADER_LEN};
 use crate::position::{Position, RingStats};
-use crate::segment::{segment_path, SegMeta};
+use crate::segment::{segment_path, SegMeta, MAX_SEGMENT_NUMBER};
 use crate::shared::Shared;
 use crate::syncer::{Job, Syncer};
+use crate::warning::RingWarning;
 
 /// Appends records to the ring. Owned by one thread; never blocks on a full ring.
 #[derive(Debug)]
@@ -37,6 +38,9 @@ pub struct RingWriter {
     syncer: Syncer,
     /// Appends since the clock was last read for the flush interval.
     unchecked_appends: u32,
+    /// The last write to `file` failed: the buffer is kept and written again from
+    /// `published_len` by the next publish.
+    write_failed: bool,
 }
 
 /// Reading the clock costs about as much as framing a small record, so `append` checks
@@ -47,8 +51,13 @@ const CLOCK_CHECK_EVERY: u32 = 32;
 /// makes the directory entry durable.
 pub(crate) fn create_segment(shared: &Shared, number: u64) -> Result<(File, PathBuf), RingError> {
     let path = segment_path(&shared.dir, number);
+    if number > MAX_SEGMENT_NUMBER {
+        return Err(RingError::InvalidOptions(
+            "segment numbers are exhausted (a stray segment file with a huge number?)",
+        ));
+    }
     let mut state = shared.lock();
-    state.make_room(&shared.dir, &shared.opts)?;
+    state.make_room(&shared.dir, &shared.opts);
     let file = OpenOptions::new()
         .create(true)
         .write(true)
@@ -85,6 +94,7 @@ impl RingWriter {
             dirty: false,
             syncer: Syncer::start(),
             unchecked_appends: 0,
+            write_failed: false,
         }
     }
 
@@ -100,17 +110,23 @@ impl RingWriter {
     ///
     /// The record becomes visible to the reader once handed to the OS (see
     /// [`crate::RingOptions::write_buffer`]) and durable at the next sync. Fails with
-    /// [`RingError::RecordTooLarge`] if it cannot fit in one segment.
+    /// [`RingError::RecordTooLarge`] if it cannot fit in one segment, and with
+    /// [`RingError::Stalled`] when the disk refuses writes: `accepted` 1 means the
+    /// record was kept (and is written when the disk takes writes again), 0 that it was
+    /// not taken.
     pub fn append(&mut self, record: &[u8]) -> Result<Position, RingError> {
         self.check_len(record.len())?;
-        let pos = self.push(record)?;
+        self.retry_failed_write().map_err(|e| stalled(0, e))?;
+        let pos = self.push(record).map_err(|e| stalled(0, e))?;
         self.unchecked_appends += 1;
-        if self.buf.len() >= self.shared.opts.write_buffer {
-            self.publish()?;
-            self.sync_if_due()?;
+        let result = if self.buf.len() >= self.shared.opts.write_buffer {
+            self.publish().and_then(|()| self.sync_if_due())
         } else if self.unchecked_appends >= CLOCK_CHECK_EVERY {
-            self.sync_if_due()?;
-        }
+            self.sync_if_due()
+        } else {
+            Ok(())
+        };
+        result.map_err(|e| stalled(1, e))?;
         Ok(pos)
     }
 
@@ -118,6 +134,12 @@ impl RingWriter {
     ///
     /// All lengths are checked first: if one record is too large, nothing is appended.
     /// Returns the position of the last record, or `None` for an empty batch.
+    ///
+    /// When the disk refuses a write (full, read-only, I/O error) this fails with
+    /// [`RingError::Stalled`]: the records before `accepted` are kept in memory and the
+    /// rest were not taken. While a write is pending, nothing new is taken until the
+    /// kept records are written, so memory stays bounded by about
+    /// [`crate::RingOptions::write_buffer`].
     pub fn append_batch<R: AsRef<[u8]>>(
         &mut self,
         records: &[R],
@@ -125,16 +147,37 @@ impl RingWriter {
         for record in records {
             self.check_len(record.as_ref().len())?;
         }
+        self.retry_failed_write().map_err(|e| stalled(0, e))?;
         let mut last = None;
-        for record in records {
-            last = Some(self.push(record.as_ref())?);
+        for (taken, record) in records.iter().enumerate() {
+            last = Some(self.push(record.as_ref()).map_err(|e| stalled(taken, e))?);
             if self.buf.len() >= self.shared.opts.write_buffer {
-                self.publish()?;
+                self.publish().map_err(|e| stalled(taken + 1, e))?;
             }
         }
-        self.publish()?;
-        self.sync_if_due()?;
+        self.publish()
+            .and_then(|()| self.sync_if_due())
+            .map_err(|e| stalled(records.len(), e))?;
         Ok(last)
+    }
+
+    /// Whether records are kept in memory because the disk refused their write.
+    pub fn is_stalled(&self) -> bool {
+        self.write_failed
+    }
+
+    /// Takes the warnings the ring collected (stray files, damaged acknowledgement,
+    /// undeletable segments, lost records) so that the owner can log them.
+    pub fn take_warnings(&self) -> Vec<RingWarning> {
+        std::mem::take(&mut self.shared.lock().warnings)
+    }
+
+    /// Writes the records kept after a failed write before anything new is taken.
+    fn retry_failed_write(&mut self) -> Result<(), RingError> {
+        if self.write_failed {
+            self.publish()?;
+        }
+        Ok(())
     }
 
     /// Hands buffered records to the OS and fdatasyncs (waiting for background syncs of
@@ -203,7 +246,11 @@ impl RingWriter {
     fn roll(&mut self) -> Result<(), RingError> {
         self.publish()?;
         self.syncer.take_error()?;
-        let next = self.active + 1;
+        // Never wrap: a wrapped number would sort before live segments and overwrite them.
+        let next = self
+            .active
+            .checked_add(1)
+            .ok_or(RingError::InvalidOptions("segment numbers are exhausted"))?;
         let (file, path) = create_segment(&self.shared, next)?;
         let sealed = std::mem::replace(&mut self.file, file);
         let sealed_path = std::mem::replace(&mut self.path, path);
@@ -224,17 +271,21 @@ impl RingWriter {
         if self.buf.is_empty() {
             return Ok(());
         }
+        if self.write_failed {
+            self.file
+                .seek(SeekFrom::Start(self.published_len))
+                .map_err(io_at(&self.path))?;
+        }
         if let Err(err) = self.file.write_all(&self.buf) {
             // Put the file back to what the reader has been told, so a partial write
             // never leaves a torn record in the middle of the segment. The buffered
-            // records are lost and their sequence numbers reused.
+            // records are kept, with their sequence numbers, and written again from the
+            // same offset by the next publish (a full disk must not lose them).
             let _ = self.file.set_len(self.published_len);
-            let _ = self.file.seek(SeekFrom::Start(self.published_len));
-            self.active_len = self.published_len;
-            self.next_seq = self.published_next_seq;
-            self.clear_buffer();
+            self.write_failed = true;
             return Err(io_at(&self.path)(err));
         }
+        self.write_failed = false;
         {
             let mut state = self.shared.lock();
             if let Some(seg) = state
@@ -266,6 +317,18 @@ impl RingWriter {
         self.buf_first_seq = None;
         self.buf_records = 0;
         self.buf_last = None;
+    }
+}
+
+/// Wraps a failure of an append in [`RingError::Stalled`] with how many records were
+/// taken; a failure that already says so keeps the smaller count.
+fn stalled(accepted: usize, err: RingError) -> RingError {
+    match err {
+        RingError::Stalled { .. } => err,
+        other => RingError::Stalled {
+            accepted,
+            source: Box::new(other),
+        },
     }
 }
 

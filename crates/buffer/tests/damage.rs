@@ -162,6 +162,7 @@ fn corrupt_record_in_the_middle_is_skipped_and_counted() {
     let seen = drain(&mut reader, 0, None);
     assert_eq!(seen, vec![0, 2, 3, 4, 5]);
     assert_eq!(reader.stats().corrupt_skipped, 1);
+    assert_eq!(reader.stats().records_lost, 1);
 }
 
 #[test]
@@ -177,4 +178,5 @@ fn damaged_header_resynchronises_on_the_next_record() {
     let (_writer, mut reader) = Ring::open(dir.path(), opts()).expect("open");
     assert_eq!(drain(&mut reader, 0, None), vec![0, 2, 3, 4, 5]);
     assert_eq!(reader.stats().corrupt_skipped, 1);
+    assert_eq!(reader.stats().records_lost, 1);
 }
