@@ -48,9 +48,20 @@ impl ConfigArgs {
 fn check(args: CheckArgs) -> ExitCode {
     let path = args.path.unwrap_or_else(|| Paths::from_env().config_file);
     match Config::load(&path) {
-        Ok((_config, warnings)) => {
+        Ok((config, warnings)) => {
             for w in &warnings {
                 eprintln!("{w}");
+            }
+            // What the patterns match now that the agent would not follow: the agent logs
+            // the same when it runs, once per path.
+            for (i, lf) in config.logfiles.iter().enumerate() {
+                for skipped in agent_logfile::unfollowable(&lf.filepath) {
+                    eprintln!(
+                        "{}: warning: logfiles[{i}].filepath `{}` matches {skipped}",
+                        path.display(),
+                        lf.filepath
+                    );
+                }
             }
             println!("{}: OK", path.display());
             ExitCode::SUCCESS

@@ -57,9 +57,13 @@ impl RunArgs {
                     let _ = stop.recv();
                     let _ = tx.send(());
                 });
+                let log_file = opts.paths.log_file.clone();
                 match runtime::run(opts, rx) {
                     Ok(()) => 0,
-                    Err(_) => 1,
+                    Err(e) => {
+                        log_early_error(&log_file, &e);
+                        1
+                    }
                 }
             }
             match agent_service::windows::run_dispatcher(body) {
@@ -77,13 +81,44 @@ impl RunArgs {
             eprintln!("agent: cannot handle signals: {e}");
             return ExitCode::FAILURE;
         }
+        let log_file = (!opts.console).then(|| opts.paths.log_file.clone());
         match runtime::run(opts, stop_rx) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
                 eprintln!("agent: {e}");
-                tracing::error!(error = %e, "agent stopped with an error");
+                match &log_file {
+                    Some(path) => log_early_error(path, &e),
+                    None => tracing::error!(error = %e, "agent stopped with an error"),
+                }
                 ExitCode::FAILURE
             }
         }
     }
+}
+
+/// Writes why the agent stopped to the agent log. Errors found before logging is set up
+/// (an unusable config.yaml, a missing intake key) would otherwise reach stderr only,
+/// and an operator reads agent.log, not the service manager's capture of stderr.
+fn log_early_error(log_file: &std::path::Path, e: &runtime::RunError) {
+    if tracing::dispatcher::has_been_set() {
+        tracing::error!(error = %e, "agent stopped with an error");
+        return;
+    }
+    let file = match agent_pipeline::agent_log::LogFile::open(log_file) {
+        Ok(file) => file,
+        Err(err) => {
+            eprintln!("agent: cannot write to {}: {err}", log_file.display());
+            return;
+        }
+    };
+    let subscriber = tracing_subscriber::fmt()
+        .with_ansi(false)
+        .with_writer(move || file.clone())
+        .finish();
+    tracing::subscriber::with_default(subscriber, || {
+        // One event per line of the message: a config error lists one problem a line.
+        for line in e.to_string().lines() {
+            tracing::error!("agent cannot start: {line}");
+        }
+    });
 }

@@ -320,8 +320,22 @@ fn init_logging(opts: &RunOptions, control: Sender<Control>) -> Result<(), RunEr
 }
 
 fn stamp(state_dir: &std::path::Path, console: bool) -> Result<Stamp, RunError> {
-    let agent_id = match agent_host::AgentId::load_or_create(state_dir) {
-        Ok(id) => id.as_str().to_owned(),
+    let agent_id = match agent_host::AgentId::load_or_recover(state_dir) {
+        Ok((id, recovery)) => {
+            // A new id is a new host for the customer: loud, on stderr too.
+            match recovery {
+                Some(r) if r.id_changed() => {
+                    eprintln!("agent: WARNING: {r}");
+                    tracing::error!("{r}");
+                }
+                Some(r) => {
+                    eprintln!("agent: warning: {r}");
+                    tracing::warn!("{r}");
+                }
+                None => {}
+            }
+            id.as_str().to_owned()
+        }
         Err(e) if console => {
             tracing::warn!(error = %e, "no persistent agent id in console mode");
             String::new()
