@@ -39,6 +39,7 @@
 
 mod checkpoint;
 mod collector;
+mod discover;
 mod error;
 mod identity;
 mod lines;
@@ -52,6 +53,7 @@ mod wait;
 mod model_test;
 
 pub use collector::LogfileCollector;
+pub use discover::{unfollowable, SkipReason, Skipped};
 pub use error::Error;
 pub use sink::{LineSink, LogLine};
 pub use spec::{validate_pattern, Options, WatchSpec};

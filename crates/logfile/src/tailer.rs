@@ -9,9 +9,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::checkpoint::{Saved, Store};
+use crate::discover::{expand, Match};
 use crate::identity::{current_path, read_at, FileKey, Head, HEAD_MAX};
 use crate::lines::next_piece;
-use crate::spec::{literal_dir, match_options, validate_pattern};
+use crate::spec::{literal_dir, validate_pattern};
 use crate::wait::Waiter;
 use crate::{Error, LineSink, LogLine, Options, WatchSpec};
 
@@ -63,6 +64,9 @@ pub struct Stats {
     /// Files with a checkpoint that were gone at start and not found again: lines written
     /// to them after the checkpoint, if any, could not be sent.
     pub lost_files: AtomicU64,
+    /// Paths matched by a pattern that cannot be followed (a directory, a FIFO, a socket,
+    /// a device, a symbolic link loop), each counted and logged once.
+    pub skipped_paths: AtomicU64,
 }
 
 fn bump(counter: &AtomicU64, by: u64) {
@@ -187,6 +191,8 @@ pub(crate) struct Run<'a> {
     /// Shared read buffer: a file's pending bytes followed by freshly read ones.
     scratch: Vec<u8>,
     unsaved_lines: u64,
+    /// Matched paths that cannot be followed and were warned about already.
+    warned: HashSet<PathBuf>,
     dirty: bool,
     last_save: Instant,
     next_seq: u64,
@@ -218,6 +224,7 @@ impl<'a> Run<'a> {
             waiter: Waiter::new(),
             scratch: Vec::new(),
             unsaved_lines: 0,
+            warned: HashSet::new(),
             dirty: true,
             last_save: Instant::now(),
             next_seq: 0,
@@ -310,21 +317,23 @@ impl<'a> Run<'a> {
         let mut found: HashMap<FileKey, (PathBuf, usize)> = HashMap::new();
         for (index, spec) in self.specs.iter().enumerate() {
             self.waiter.watch_dir(&literal_dir(&spec.pattern));
-            let paths = match glob::glob_with(&spec.pattern, match_options()) {
-                Ok(paths) => paths,
-                Err(e) => {
-                    tracing::warn!(pattern = spec.pattern, error = %e, "cannot expand log file pattern");
-                    continue;
-                }
-            };
-            for path in paths.flatten() {
-                let Ok(meta) = fs::metadata(&path) else {
-                    continue;
-                };
-                if meta.is_file() {
-                    let key = FileKey::of(&meta, &path);
-                    // A file matched by two specs goes to the first one.
-                    found.entry(key).or_insert((path, index));
+            for matched in expand(&spec.pattern) {
+                match matched {
+                    Match::File(path, meta) => {
+                        let key = FileKey::of(&meta, &path);
+                        // A file matched by two specs goes to the first one.
+                        found.entry(key).or_insert((path, index));
+                    }
+                    Match::Skip(skipped) => {
+                        // Once per path: a scan runs every poll interval.
+                        if self.warned.insert(skipped.path.clone()) {
+                            tracing::warn!(
+                                pattern = spec.pattern,
+                                "log file pattern matches a path that is not followed: {skipped}"
+                            );
+                            bump(&self.stats.skipped_paths, 1);
+                        }
+                    }
                 }
             }
         }
