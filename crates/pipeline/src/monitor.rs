@@ -32,6 +32,7 @@ pub struct Monitor {
     writer: Arc<WriterStats>,
     ring: Option<Probe<RingStatus>>,
     shipper: Option<Probe<ShipperStatus>>,
+    health: Option<Probe<Vec<String>>>,
     collectors: Vec<Arc<Report>>,
 }
 
@@ -62,8 +63,16 @@ impl Monitor {
             writer,
             ring: None,
             shipper: None,
+            health: None,
             collectors: Vec::new(),
         }
+    }
+
+    /// Reports what keeps the agent from doing its whole job (components being
+    /// restarted...) through `probe`; with the ring's write error, it makes
+    /// [`Status::degraded`].
+    pub fn set_health(&mut self, probe: impl Fn() -> Vec<String> + Send + 'static) {
+        self.health = Some(Box::new(probe));
     }
 
     /// Reports the ring through `probe` (called from the monitor thread).
@@ -90,6 +99,14 @@ impl Monitor {
             .iter()
             .map(|r| (r.name().to_owned(), r.snapshot()))
             .collect();
+        let mut degraded: Vec<String> = ring
+            .as_ref()
+            .and_then(|r| r.write_error.clone())
+            .into_iter()
+            .collect();
+        if let Some(probe) = &self.health {
+            degraded.extend(probe());
+        }
         Status {
             pid: std::process::id(),
             version: self.version.clone(),
@@ -102,6 +119,7 @@ impl Monitor {
             shipper,
             collectors,
             stopped: false,
+            degraded,
         }
     }
 
@@ -137,6 +155,12 @@ impl Monitor {
             props.insert("ring_bytes".into(), json!(r.bytes_on_disk));
             props.insert("ring_pending".into(), json!(r.records_pending));
             props.insert("ring_dropped".into(), json!(r.records_dropped));
+            props.insert("ring_lost".into(), json!(r.records_lost));
+            props.insert("ring_corrupt".into(), json!(r.corrupt_skipped));
+        }
+        props.insert("degraded".into(), json!(snap.is_degraded()));
+        if snap.is_degraded() {
+            props.insert("degraded_reasons".into(), json!(snap.degraded));
         }
         if let Some(t) = &snap.shipper {
             props.insert("sent".into(), json!(t.events_sent));
@@ -169,10 +193,13 @@ impl Monitor {
         let mut last_stats = Instant::now();
         let mut last_status: Option<Instant> = None;
         let mut status_failed = false;
+        let mut seen = Seen::default();
         while !stop.load(Ordering::Relaxed) {
             if last_status.is_none_or(|t| t.elapsed() >= STATUS_EVERY) {
                 last_status = Some(Instant::now());
-                match status::write(&self.state_dir, &self.snapshot()) {
+                let snap = self.snapshot();
+                seen.log_changes(&snap);
+                match status::write(&self.state_dir, &snap) {
                     Ok(()) => status_failed = false,
                     Err(e) if !status_failed => {
                         status_failed = true;
@@ -197,6 +224,42 @@ impl Monitor {
         let mut last = self.snapshot();
         last.stopped = true;
         let _ = status::write(&self.state_dir, &last);
+    }
+}
+
+/// What the monitor last saw, to log changes once rather than every refresh.
+#[derive(Debug, Default)]
+struct Seen {
+    records_lost: u64,
+    degraded: Vec<String>,
+}
+
+impl Seen {
+    fn log_changes(&mut self, snap: &Status) {
+        if let Some(r) = &snap.ring {
+            if r.records_lost > self.records_lost {
+                tracing::error!(
+                    lost = r.records_lost - self.records_lost,
+                    total = r.records_lost,
+                    "records were lost from the ring (damaged, emptied or deleted segment files)"
+                );
+                self.records_lost = r.records_lost;
+            }
+        }
+        // Reasons carry durations; compare what they are about, not the text.
+        let kinds = |v: &[String]| -> Vec<String> {
+            v.iter()
+                .map(|r| r.split(':').next().unwrap_or_default().to_owned())
+                .collect()
+        };
+        if kinds(&snap.degraded) != kinds(&self.degraded) {
+            if snap.degraded.is_empty() {
+                tracing::warn!("the agent is healthy again");
+            } else {
+                tracing::warn!(reasons = ?snap.degraded, "the agent is degraded");
+            }
+            self.degraded.clone_from(&snap.degraded);
+        }
     }
 }
 
@@ -253,7 +316,29 @@ mod tests {
         assert_eq!(p["audit_source_lost"], json!(4));
         assert_eq!(p["ring_pending"], json!(3));
         assert_eq!(p["sent"], json!(2));
+        assert_eq!(p["degraded"], json!(false));
         assert_eq!(e.event.action, "stats");
+    }
+
+    #[test]
+    fn a_ring_that_cannot_write_or_a_restarting_component_makes_the_agent_degraded() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut m = monitor(dir.path(), Duration::from_secs(60));
+        m.set_ring(|| RingStatus {
+            write_error: Some("the ring cannot write for 3s: No space left on device".into()),
+            records_lost: 4,
+            ..RingStatus::default()
+        });
+        m.set_health(|| vec!["shipper: restarting".to_owned()]);
+        let s = m.snapshot();
+        assert!(s.is_degraded());
+        assert_eq!(s.degraded.len(), 2, "{:?}", s.degraded);
+        let mut sampler = agent_host::StatsSampler::new();
+        let e = m.stats_event(&mut sampler);
+        let p = &e.action.properties;
+        assert_eq!(p["degraded"], json!(true));
+        assert_eq!(p["ring_lost"], json!(4));
+        assert_eq!(p["degraded_reasons"][1], json!("shipper: restarting"));
     }
 
     #[test]

@@ -26,8 +26,18 @@ pub struct RingStatus {
     pub records_dropped: u64,
     /// Bytes dropped because the ring was full.
     pub bytes_dropped: u64,
-    /// Damaged records skipped.
+    /// Damaged places skipped (a record or a region of any number of records).
     pub corrupt_skipped: u64,
+    /// Records missing from the ring (damaged, emptied or deleted segment files),
+    /// counted exactly from the records' sequence numbers.
+    #[serde(default)]
+    pub records_lost: u64,
+    /// Segment files that could not be deleted (left out of the ring, retried).
+    #[serde(default)]
+    pub leftover_segments: u64,
+    /// Why the ring cannot write right now (disk full, I/O errors); `None` when it can.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub write_error: Option<String>,
 }
 
 /// The shipper's part of the status.
@@ -93,12 +103,22 @@ pub struct Status {
     /// the file is fresh.
     #[serde(default)]
     pub stopped: bool,
+    /// What keeps the running agent from doing its job right now (the ring cannot
+    /// write, a component is being restarted...). Empty when healthy; `agent status`
+    /// exits non-zero while it is not.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub degraded: Vec<String>,
 }
 
 impl Status {
     /// Whether the agent that wrote this status is running at `now_unix`.
     pub fn is_running(&self, now_unix: u64) -> bool {
         !self.stopped && now_unix.saturating_sub(self.updated_unix) <= STALE_AFTER.as_secs()
+    }
+
+    /// Whether the agent runs but cannot do its whole job (see [`Status::degraded`]).
+    pub fn is_degraded(&self) -> bool {
+        !self.degraded.is_empty()
     }
 }
 
@@ -142,7 +162,12 @@ pub fn render(s: &Status, now_unix: u64) -> String {
         s.version,
         s.pid,
         s.mode,
-        if running {
+        if running && s.is_degraded() {
+            format!(
+                "DEGRADED, running for {}s",
+                now_unix.saturating_sub(s.started_unix)
+            )
+        } else if running {
             format!("running for {}s", now_unix.saturating_sub(s.started_unix))
         } else {
             format!(
@@ -155,6 +180,11 @@ pub fn render(s: &Status, now_unix: u64) -> String {
             )
         }
     );
+    if running {
+        for problem in &s.degraded {
+            let _ = writeln!(out, "degraded: {problem}");
+        }
+    }
     let _ = writeln!(
         out,
         "written: {} events, {} log lines",
@@ -171,6 +201,20 @@ pub fn render(s: &Status, now_unix: u64) -> String {
             "ring: {} bytes of {} ({pct:.1}%), {} records pending, {} dropped ({} bytes), {} corrupt skipped",
             r.bytes_on_disk, r.capacity, r.records_pending, r.records_dropped, r.bytes_dropped, r.corrupt_skipped
         );
+        if r.records_lost > 0 {
+            let _ = writeln!(
+                out,
+                "ring: {} records lost (damaged, emptied or deleted segment files)",
+                r.records_lost
+            );
+        }
+        if r.leftover_segments > 0 {
+            let _ = writeln!(
+                out,
+                "ring: {} segment files cannot be deleted",
+                r.leftover_segments
+            );
+        }
     }
     if let Some(t) = &s.shipper {
         let last = t.last_success_unix.map_or("never".to_owned(), |u| {
@@ -242,5 +286,31 @@ mod tests {
         assert!(render(&s, 1100).contains("NOT RUNNING"));
         s.stopped = true;
         assert!(render(&s, 1012).contains("NOT RUNNING (stopped 2s ago)"));
+    }
+
+    #[test]
+    fn degraded_is_shown_and_round_trips() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = Status {
+            started_unix: 1000,
+            updated_unix: 1010,
+            ring: Some(RingStatus {
+                records_lost: 7,
+                write_error: Some("No space left on device".into()),
+                ..RingStatus::default()
+            }),
+            degraded: vec!["the ring cannot write for 5s: No space left on device".into()],
+            ..Status::default()
+        };
+        assert!(s.is_degraded());
+        write(dir.path(), &s).unwrap();
+        assert_eq!(read(dir.path()).unwrap(), s);
+        let text = render(&s, 1012);
+        assert!(text.contains("DEGRADED, running for 12s"), "{text}");
+        assert!(text.contains("degraded: the ring cannot write"), "{text}");
+        assert!(text.contains("7 records lost"), "{text}");
+        s.degraded.clear();
+        assert!(!s.is_degraded());
+        assert!(render(&s, 1012).contains(": running for 12s"));
     }
 }
