@@ -105,12 +105,29 @@ pub(crate) fn store_backup(dir: &Path, pos: &Position) -> Result<(), RingError> 
 }
 
 /// Persists `pos` atomically and durably.
+///
+/// When the atomic replacement fails (a full disk cannot hold the temporary file), the
+/// 32 bytes are written over the existing file in place: that needs no new disk block,
+/// so acknowledging (which frees ring space) keeps working on a full disk. A torn
+/// in-place write is caught by the checksum and falls back on the backup copy.
 pub(crate) fn store(dir: &Path, pos: &Position) -> Result<(), RingError> {
-    Ok(agent_os::replace_file(
-        &dir.join(ACK_FILE),
-        &encode(pos),
-        ACK_MODE,
-    )?)
+    let path = dir.join(ACK_FILE);
+    let bytes = encode(pos);
+    match agent_os::replace_file(&path, &bytes, ACK_MODE) {
+        Ok(()) => Ok(()),
+        Err(err) => overwrite_in_place(&path, &bytes).map_err(|_| err.into()),
+    }
+}
+
+/// Writes `bytes` over the start of an existing file of the same length, durably.
+fn overwrite_in_place(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut file = fs::OpenOptions::new().write(true).open(path)?;
+    if file.metadata()?.len() != bytes.len() as u64 {
+        return Err(std::io::Error::other("not an acknowledgement file"));
+    }
+    file.write_all(bytes)?;
+    file.sync_data()
 }
 
 /// Removes the temporary files an interrupted [`store`] may have left (the ring's lock is

@@ -182,6 +182,12 @@ fn a_full_disk_stalls_the_writer_which_keeps_its_records_and_resumes_when_space_
     let Some(fs) = Tmpfs::mount("1m") else { return };
     let dir = fs.path().join("ring");
     let (mut writer, mut reader) = Ring::open(&dir, opts(64 * 1024, 8)).expect("open");
+    for i in 0..50 {
+        writer.append(&payload(1, i, 100)).expect("append");
+    }
+    writer.flush().expect("flush");
+    let first = reader.read_batch(1, usize::MAX).expect("read");
+    reader.ack(first[0].0).expect("ack");
     let filler = fs.path().join("filler");
     fill(&filler);
 
@@ -222,6 +228,12 @@ fn a_full_disk_stalls_the_writer_which_keeps_its_records_and_resumes_when_space_
     // Nothing taken is lost meanwhile, and nothing new is taken while stalled.
     let stalled = writer.append_batch(&[payload(9, 0, 10)]).unwrap_err();
     assert_eq!(stalled.accepted(), Some(0));
+    // The reader goes on, and acknowledging works on the full disk.
+    let (mut ids, positions) = drain(&mut reader);
+    let last = positions
+        .last()
+        .expect("records written before the disk filled");
+    reader.ack(*last).expect("ack on a full disk");
 
     // Space returns: the kept records are written, then the refused ones.
     fs::remove_file(&filler).expect("remove filler");
@@ -231,11 +243,16 @@ fn a_full_disk_stalls_the_writer_which_keeps_its_records_and_resumes_when_space_
     assert!(!writer.is_stalled());
     writer.flush().expect("flush");
 
-    let (ids, positions) = drain(&mut reader);
-    let expected: Vec<(u32, u64)> = taken.iter().map(|&i| (0, i)).collect();
+    let (rest, positions) = drain(&mut reader);
+    ids.extend(rest);
+    let expected: Vec<(u32, u64)> = (1..50)
+        .map(|i| (1, i))
+        .chain(taken.iter().map(|&i| (0, i)))
+        .collect();
     assert_eq!(ids, expected, "every record the ring took, once, in order");
     let seqs: Vec<u64> = positions.iter().map(Position::seq).collect();
-    assert_eq!(seqs, (0..seqs.len() as u64).collect::<Vec<_>>());
+    let first = seqs.first().copied().unwrap_or(1);
+    assert_eq!(seqs, (first..first + seqs.len() as u64).collect::<Vec<_>>());
     let stats = reader.stats();
     assert_eq!((stats.records_lost, stats.records_dropped), (0, 0));
     drop((writer, reader));

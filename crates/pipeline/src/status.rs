@@ -137,17 +137,57 @@ pub fn path_in(state_dir: &Path) -> PathBuf {
     state_dir.join(STATUS_FILE)
 }
 
+/// The status file is padded with spaces (valid trailing JSON whitespace) to a multiple
+/// of this, so that a new status usually has the size of the old one.
+const PAD_TO: usize = 4096;
+
 /// Writes the status atomically (temporary file, fsync, rename, directory fsync), mode
 /// 0644: it holds no secret, and `agent status` may run without root.
+///
+/// When the disk is full the atomic replacement fails; the status is then written over
+/// the existing file in place (padded to its length, so no new disk block is needed),
+/// because a full disk is exactly when `agent status` must tell the truth.
 pub fn write(state_dir: &Path, status: &Status) -> std::io::Result<()> {
-    let json = serde_json::to_vec_pretty(status).map_err(std::io::Error::other)?;
-    agent_os::replace_file(&path_in(state_dir), &json, 0o644).map_err(std::io::Error::other)
+    let mut json = serde_json::to_vec_pretty(status).map_err(std::io::Error::other)?;
+    json.push(b'\n');
+    json.resize(json.len().div_ceil(PAD_TO) * PAD_TO, b' ');
+    let path = path_in(state_dir);
+    match agent_os::replace_file(&path, &json, 0o644) {
+        Ok(()) => Ok(()),
+        Err(err) => overwrite_in_place(&path, json).map_err(|_| std::io::Error::other(err)),
+    }
 }
 
-/// Reads the status file.
+/// Writes `json` over the existing file, padded to its length; fails if it is longer.
+fn overwrite_in_place(path: &Path, mut json: Vec<u8>) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut file = std::fs::OpenOptions::new().write(true).open(path)?;
+    let len = usize::try_from(file.metadata()?.len()).map_err(std::io::Error::other)?;
+    if json.len() > len {
+        return Err(std::io::Error::other(
+            "the new status is longer than the file",
+        ));
+    }
+    json.resize(len, b' ');
+    file.write_all(&json)?;
+    file.sync_data()
+}
+
+/// Reads the status file (again, briefly, if it is caught in the middle of an in-place
+/// rewrite).
 pub fn read(state_dir: &Path) -> std::io::Result<Status> {
-    let bytes = std::fs::read(path_in(state_dir))?;
-    serde_json::from_slice(&bytes).map_err(std::io::Error::other)
+    let mut tries = 0;
+    loop {
+        let bytes = std::fs::read(path_in(state_dir))?;
+        match serde_json::from_slice(&bytes) {
+            Ok(status) => return Ok(status),
+            Err(_) if tries < 3 => {
+                tries += 1;
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            Err(e) => return Err(std::io::Error::other(e)),
+        }
+    }
 }
 
 /// Human-readable rendering for `agent status`.
@@ -275,6 +315,12 @@ mod tests {
             },
         );
         write(dir.path(), &s).unwrap();
+        assert_eq!(read(dir.path()).unwrap(), s);
+        // Padded, so that a full disk can still take the next status in place.
+        let len = std::fs::metadata(path_in(dir.path())).unwrap().len();
+        assert_eq!(len % PAD_TO as u64, 0);
+        overwrite_in_place(&path_in(dir.path()), serde_json::to_vec(&s).unwrap()).unwrap();
+        assert_eq!(std::fs::metadata(path_in(dir.path())).unwrap().len(), len);
         assert_eq!(read(dir.path()).unwrap(), s);
         let live = render(&s, 1012);
         assert!(live.contains("running for 12s"), "{live}");
