@@ -32,18 +32,27 @@ impl Backoff {
         self.failures = 0;
     }
 
+    /// Failures counted since the last [`Backoff::reset`].
+    pub fn failures(&self) -> u32 {
+        self.failures
+    }
+
     /// The delay before the next attempt, and counts one more failure.
     pub fn next_delay(&mut self) -> Duration {
         let factor = 1u32 << self.failures.min(20);
         self.failures = self.failures.saturating_add(1);
         let nominal = self.min.saturating_mul(factor).min(self.max);
+        self.jitter(nominal).max(self.min)
+    }
+
+    /// `nominal` minus up to a quarter of it, drawn uniformly.
+    pub fn jitter(&mut self, nominal: Duration) -> Duration {
         // xorshift64: cheap, good enough for jitter.
         self.seed ^= self.seed << 13;
         self.seed ^= self.seed >> 7;
         self.seed ^= self.seed << 17;
         let quarter = nominal / 4;
-        let jitter = quarter.mul_f64((self.seed % 1_000_000) as f64 / 1_000_000.0);
-        (nominal - jitter).max(self.min)
+        nominal - quarter.mul_f64((self.seed % 1_000_000) as f64 / 1_000_000.0)
     }
 }
 

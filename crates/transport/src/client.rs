@@ -44,6 +44,9 @@ pub struct IntakePost<'a> {
     pub body: Bytes,
 }
 
+/// Longest time spent dialling the intake (or the proxy), within the request timeout.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// HTTPS client for one intake, reusing one kept-alive connection across requests.
 pub struct IntakeClient {
     endpoint: IntakeUrl,
@@ -88,6 +91,19 @@ impl IntakeClient {
             user_agent,
             conn: None,
         })
+    }
+
+    /// Another client for the same intake, sharing the TLS settings, with no connection
+    /// yet (one per request in flight).
+    pub fn sibling(&self) -> IntakeClient {
+        IntakeClient {
+            endpoint: self.endpoint.clone(),
+            proxy: self.proxy.clone(),
+            tls: self.tls.clone(),
+            timeout: self.timeout,
+            user_agent: self.user_agent.clone(),
+            conn: None,
+        }
     }
 
     /// The proxy in use, if any.
@@ -176,13 +192,18 @@ impl IntakeClient {
             Some(p) => p.authority(),
             None => target.clone(),
         };
-        let mut tcp =
-            TcpStream::connect(&dial)
-                .await
-                .map_err(|source| TransportError::Connect {
-                    addr: dial.clone(),
-                    source,
-                })?;
+        let limit = CONNECT_TIMEOUT.min(self.timeout);
+        let mut tcp = match tokio::time::timeout(limit, TcpStream::connect(&dial)).await {
+            Ok(r) => r,
+            Err(_) => Err(std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                format!("no TCP connection within {limit:?}"),
+            )),
+        }
+        .map_err(|source| TransportError::Connect {
+            addr: dial.clone(),
+            source,
+        })?;
         let _ = tcp.set_nodelay(true);
         if let Some(p) = &self.proxy {
             connect_tunnel(&mut tcp, p, &target).await?;

@@ -29,10 +29,26 @@ pub struct TransportConfig {
     pub request_timeout: Duration,
     /// First retry delay after a transient failure (429, 5xx, timeout, connection error).
     pub backoff_min: Duration,
-    /// Largest retry delay; also caps a server's `Retry-After`.
+    /// Largest retry delay; also caps a server's `Retry-After`. Kept in the tens of
+    /// seconds: an intake that comes back is found within this delay at worst.
     pub backoff_max: Duration,
-    /// How long records of a key rejected with 401/403 wait before being tried again.
+    /// While the intake cannot be reached at all (connection refused or timed out, proxy
+    /// cannot reach it), the next attempt comes after at most this long (with jitter):
+    /// such an attempt costs the intake nothing until it answers again, and it bounds the
+    /// recovery time after an outage.
+    pub probe_interval: Duration,
+    /// Longest hold of a key rejected with 401/403: its records wait, and one record
+    /// probes the key after a delay growing from `backoff_min` to this (with jitter).
     pub auth_retry_interval: Duration,
+    /// A record the intake refuses alone (400, or 413 on one record) is dropped as
+    /// malformed only if the intake accepted another request sent after the refusals
+    /// began. When the intake refuses everything, it is treated as an intake fault: the
+    /// record is kept and retried with backoff, for at most this long.
+    pub refusal_window: Duration,
+    /// Most requests in flight at once (each on its own kept-alive connection). Records
+    /// are acknowledged in order whatever order the answers come in. 1 keeps the arrival
+    /// order at the intake equal to the buffer's order.
+    pub max_in_flight: usize,
     /// Most records held in memory (read but not yet acknowledged).
     pub max_pending_records: usize,
     /// Most payload bytes held in memory.
@@ -66,8 +82,11 @@ impl TransportConfig {
             batch_max_delay: Duration::from_secs(5),
             request_timeout: Duration::from_secs(30),
             backoff_min: Duration::from_secs(1),
-            backoff_max: Duration::from_secs(300),
-            auth_retry_interval: Duration::from_secs(300),
+            backoff_max: Duration::from_secs(30),
+            probe_interval: Duration::from_secs(5),
+            auth_retry_interval: Duration::from_secs(30),
+            refusal_window: Duration::from_secs(300),
+            max_in_flight: 4,
             max_pending_records: 20_000,
             max_pending_bytes: 32 << 20,
             gzip_level: 6,

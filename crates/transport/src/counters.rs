@@ -13,6 +13,7 @@ pub struct Counters {
     requests: AtomicU64,
     retries: AtomicU64,
     rejected: AtomicU64,
+    recoveries: AtomicU64,
     last: Mutex<LastOutcomes>,
 }
 
@@ -21,6 +22,7 @@ struct LastOutcomes {
     success: Option<SystemTime>,
     error: Option<String>,
     error_at: Option<SystemTime>,
+    failing_since: Option<SystemTime>,
 }
 
 /// A copy of the counters at one instant.
@@ -45,6 +47,26 @@ pub struct CountersSnapshot {
     pub last_error: Option<String>,
     /// When that failure happened.
     pub last_error_at: Option<SystemTime>,
+    /// Set while delivery is failing: when the first failed attempt since the last
+    /// accepted request happened. `None` once the intake accepts a request again, so
+    /// `last_error` is then history, not the current state.
+    pub failing_since: Option<SystemTime>,
+    /// How many times delivery recovered after failing (an accepted request after failed
+    /// attempts).
+    pub recoveries: u64,
+}
+
+impl CountersSnapshot {
+    /// Whether `last_error` describes the current state: delivery is failing, or the
+    /// error came after the last accepted request (a record refused for good).
+    pub fn error_is_current(&self) -> bool {
+        self.failing_since.is_some()
+            || match (self.last_error_at, self.last_success) {
+                (Some(e), Some(s)) => e > s,
+                (Some(_), None) => true,
+                (None, _) => false,
+            }
+    }
 }
 
 impl Counters {
@@ -61,6 +83,8 @@ impl Counters {
             last_success: last.success,
             last_error: last.error,
             last_error_at: last.error_at,
+            failing_since: last.failing_since,
+            recoveries: self.recoveries.load(Relaxed),
         }
     }
 
@@ -71,6 +95,9 @@ impl Counters {
         self.requests.fetch_add(1, Relaxed);
         if let Ok(mut l) = self.last.lock() {
             l.success = Some(SystemTime::now());
+            if l.failing_since.take().is_some() {
+                self.recoveries.fetch_add(1, Relaxed);
+            }
         }
     }
 
@@ -82,6 +109,17 @@ impl Counters {
         self.rejected.fetch_add(n as u64, Relaxed);
     }
 
+    /// A failed attempt: records the error and that delivery is failing.
+    pub(crate) fn failed(&self, message: String) {
+        if let Ok(mut l) = self.last.lock() {
+            let now = SystemTime::now();
+            l.error = Some(message);
+            l.error_at = Some(now);
+            l.failing_since.get_or_insert(now);
+        }
+    }
+
+    /// An error that does not stop delivery (a record refused for good).
     pub(crate) fn error(&self, message: String) {
         if let Ok(mut l) = self.last.lock() {
             l.error = Some(message);

@@ -77,3 +77,16 @@ pub enum TransportError {
     #[error("record source failed: {0}")]
     Source(#[source] Box<dyn std::error::Error + Send + Sync>),
 }
+
+impl TransportError {
+    /// Whether the intake could not be reached at all (no TCP connection, or the proxy
+    /// could not reach it): nothing was sent, so trying again soon costs the intake
+    /// nothing.
+    pub fn is_unreachable(&self) -> bool {
+        match self {
+            TransportError::Connect { .. } => true,
+            TransportError::Proxy { status, .. } => matches!(status, 502..=504),
+            _ => false,
+        }
+    }
+}

@@ -48,6 +48,9 @@ pub enum Action {
     Reset,
     /// Say nothing for this long, then close the connection.
     Stall(std::time::Duration),
+    /// Accept (records are counted at once), but answer only after this long: a slow
+    /// intake, or a long round trip.
+    AcceptAfter(std::time::Duration),
 }
 
 pub type Script = Box<dyn FnMut(&Seen) -> Action + Send>;
@@ -60,6 +63,9 @@ pub struct State {
     pub violations: Vec<String>,
     pub script: Script,
     pub started: Instant,
+    /// Requests being handled now, and the most handled at once.
+    pub concurrent: usize,
+    pub max_concurrent: usize,
 }
 
 pub struct Intake {
@@ -98,6 +104,8 @@ impl Intake {
             violations: Vec::new(),
             script,
             started: Instant::now(),
+            concurrent: 0,
+            max_concurrent: 0,
         }));
         let (stop, mut stopped) = tokio::sync::oneshot::channel::<()>();
         let st = state.clone();
@@ -151,6 +159,11 @@ impl Intake {
 
     pub fn seen(&self) -> Vec<Seen> {
         self.state.lock().unwrap().seen.clone()
+    }
+
+    /// The most requests the intake handled at once.
+    pub fn max_concurrent(&self) -> usize {
+        self.state.lock().unwrap().max_concurrent
     }
 
     pub fn violations(&self) -> Vec<String> {
@@ -211,6 +224,20 @@ async fn handle(
     state: Arc<Mutex<State>>,
     req: Request<Incoming>,
 ) -> Result<Response<Full<Bytes>>, Dropped> {
+    {
+        let mut st = state.lock().unwrap();
+        st.concurrent += 1;
+        st.max_concurrent = st.max_concurrent.max(st.concurrent);
+    }
+    let result = handle_counted(state.clone(), req).await;
+    state.lock().unwrap().concurrent -= 1;
+    result
+}
+
+async fn handle_counted(
+    state: Arc<Mutex<State>>,
+    req: Request<Incoming>,
+) -> Result<Response<Full<Bytes>>, Dropped> {
     let at = Instant::now();
     let path = req.uri().path().to_owned();
     let headers = req.headers().clone();
@@ -238,7 +265,7 @@ async fn handle(
         };
         let action = (st.script)(&seen);
         let result = match &action {
-            Action::Accept => {
+            Action::Accept | Action::AcceptAfter(_) => {
                 seen.status = 200;
                 let n = seen.records.len();
                 for (k, r) in seen.keys.iter().zip(&seen.records) {
@@ -264,7 +291,7 @@ async fn handle(
         };
         st.seen.push(seen);
         let stall = match action {
-            Action::Stall(d) => Some(d),
+            Action::Stall(d) | Action::AcceptAfter(d) => Some(d),
             _ => None,
         };
         (result, stall)
