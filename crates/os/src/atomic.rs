@@ -6,8 +6,9 @@
 //! the final permission bits from the start. It is written, `fsync`ed, renamed over the target
 //! and, on Unix, the directory is `fsync`ed so that the rename itself survives a power loss. On
 //! Windows `std::fs::rename` replaces an existing file (`MoveFileEx` with
-//! `MOVEFILE_REPLACE_EXISTING` semantics) and directories cannot be synced; the file is still
-//! flushed (`FlushFileBuffers`) before the rename. When anything fails before the rename, the
+//! `MOVEFILE_REPLACE_EXISTING` semantics; retried briefly while another handle keeps the target
+//! from being replaced) and directories cannot be synced; the file is still flushed
+//! (`FlushFileBuffers`) before the rename. When anything fails before the rename, the
 //! temporary file is removed and the target is untouched.
 
 use std::ffi::OsString;
@@ -100,7 +101,8 @@ where
         .and_then(|()| write(&mut file).map_err(fail(ReplaceStep::Write)))
         .and_then(|()| file.sync_all().map_err(fail(ReplaceStep::SyncFile)));
     drop(file);
-    if let Err(e) = written.and_then(|()| fs::rename(&tmp, path).map_err(fail(ReplaceStep::Rename)))
+    if let Err(e) =
+        written.and_then(|()| rename_over(&tmp, path).map_err(fail(ReplaceStep::Rename)))
     {
         // Best effort: the error that matters is the one above.
         let _ = fs::remove_file(&tmp);
@@ -202,6 +204,32 @@ fn create_temp(path: &Path, mode: u32) -> io::Result<(File, PathBuf)> {
             Ok(file) => return Ok((file, tmp)),
             Err(e) if e.kind() == io::ErrorKind::AlreadyExists && attempts < 100 => attempts += 1,
             Err(e) => return Err(e),
+        }
+    }
+}
+
+/// Renames `tmp` over `path`.
+#[cfg(not(windows))]
+fn rename_over(tmp: &Path, path: &Path) -> io::Result<()> {
+    fs::rename(tmp, path)
+}
+
+/// Renames `tmp` over `path`. Windows refuses to replace a file while another handle has it
+/// open without delete sharing (a concurrent replacement of the same file, a virus scanner or
+/// indexer looking at the new file): the error is "access denied" and goes away within
+/// milliseconds, so it is retried for up to about a second.
+#[cfg(windows)]
+fn rename_over(tmp: &Path, path: &Path) -> io::Result<()> {
+    let mut delay_ms = 1;
+    let mut waited_ms = 0;
+    loop {
+        match fs::rename(tmp, path) {
+            Err(e) if e.kind() == io::ErrorKind::PermissionDenied && waited_ms < 1000 => {
+                std::thread::sleep(std::time::Duration::from_millis(delay_ms));
+                waited_ms += delay_ms;
+                delay_ms = (delay_ms * 2).min(50);
+            }
+            result => return result,
         }
     }
 }
