@@ -341,10 +341,14 @@ mod tests {
 
         let vars: HashMap<&str, &str> = [(ENV_PROGRAM_FILES, r"D:\Programme")].into();
         let p = Paths::from_lookup(Os::Windows, |k| vars.get(k).map(OsString::from));
+        // On Windows the host's known folder comes first; elsewhere there is none.
+        let expected = program_files_dir(known_program_files(), os(r"D:\Programme"));
         assert_eq!(
             p.binary.to_string_lossy(),
-            r"D:\Programme\EndpointAgent\agent.exe"
+            format!(r"{expected}\EndpointAgent\agent.exe")
         );
+        #[cfg(not(windows))]
+        assert_eq!(expected, r"D:\Programme");
         // Only the Windows layout reads it.
         let l = Paths::from_lookup(Os::Linux, |k| vars.get(k).map(OsString::from));
         assert_eq!(l, Paths::for_os(Os::Linux));
