@@ -18,16 +18,25 @@ use crate::writer::{create_segment, RingWriter};
 
 const LOCK_FILE: &str = "lock";
 
-/// Takes an exclusive advisory lock on `<dir>/lock`, held as long as the returned file is
-/// open (the kernel releases it when the process dies, even by SIGKILL).
+/// Takes an exclusive lock on `<dir>/lock`, held as long as the returned file is open (the
+/// kernel releases it when the process dies, even by SIGKILL): an advisory `flock` on Unix;
+/// on Windows the file is opened without sharing, so a second open fails.
 fn lock_dir(dir: &Path) -> Result<File, RingError> {
     let path = dir.join(LOCK_FILE);
-    let file = OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(&path)
-        .map_err(io_at(&path))?;
+    let mut options = OpenOptions::new();
+    options.create(true).truncate(false).write(true);
+    #[cfg(windows)]
+    {
+        use std::os::windows::fs::OpenOptionsExt;
+        options.share_mode(0);
+    }
+    let file = match options.open(&path) {
+        Ok(file) => file,
+        // ERROR_SHARING_VIOLATION: another handle, in this process or another, holds it.
+        #[cfg(windows)]
+        Err(e) if e.raw_os_error() == Some(32) => return Err(RingError::Locked(dir.to_path_buf())),
+        Err(e) => return Err(io_at(&path)(e)),
+    };
     #[cfg(unix)]
     {
         use std::os::fd::AsRawFd;
