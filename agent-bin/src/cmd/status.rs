@@ -16,8 +16,10 @@ pub struct StatusArgs {
 }
 
 impl StatusArgs {
-    /// Runs the command: exit 0 when the agent runs, 3 when it does not (like `systemctl
-    /// status`), 1 when no status can be read.
+    /// Runs the command: exit 0 when the agent runs and is healthy, 2 when it runs but
+    /// is degraded (the ring cannot write, a component is being restarted: see the
+    /// `degraded:` lines), 3 when it does not run (like `systemctl status`), 1 when no
+    /// status can be read.
     pub fn run(self) -> ExitCode {
         let paths = agent_config::Paths::from_env();
         let s = match status::read(&paths.state_dir) {
@@ -42,10 +44,10 @@ impl StatusArgs {
         } else {
             print!("{}", status::render(&s, now));
         }
-        if s.is_running(now) {
-            ExitCode::SUCCESS
-        } else {
-            ExitCode::from(3)
+        match (s.is_running(now), s.is_degraded()) {
+            (true, false) => ExitCode::SUCCESS,
+            (true, true) => ExitCode::from(2),
+            (false, _) => ExitCode::from(3),
         }
     }
 }

@@ -13,6 +13,7 @@ pub mod shipper;
 pub mod signals;
 pub mod source;
 pub mod stores;
+pub mod supervisor;
 
 /// The status file's schema and helpers (owned by agent-pipeline; `agent status` reads it).
 pub use agent_pipeline::status;
@@ -79,6 +80,10 @@ pub enum RunError {
     /// The writer thread failed (the ring is unusable).
     #[error("writing events failed: {0}")]
     Writer(String),
+    /// A component failed and restarting it did not help: a non-zero exit, so that the
+    /// service manager starts a fresh process.
+    #[error("stopping because a component keeps failing: {0}")]
+    Supervision(String),
 }
 
 fn start_err(what: &'static str, e: impl std::fmt::Display) -> RunError {
@@ -157,39 +162,57 @@ pub fn run(opts: RunOptions, stop: Receiver<()>) -> Result<(), RunError> {
         writer_stats.clone(),
     );
 
+    // What the supervisor reports as keeping the agent degraded.
+    let problems = Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+    let probe = problems.clone();
+    monitor.set_health(move || {
+        probe
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    });
+
     // The store, the writer thread, and (when shipping) the shipper thread.
-    let (writer, shipper) = if opts.console {
+    let (writer, shipper, ring_health) = if opts.console {
         let store = stores::ConsoleStore::new(std::io::LineWriter::new(std::io::stdout()));
         let writer = spawn_writer(store, event_rx, control_rx, writer_cfg, writer_stats)?;
-        (writer, None)
+        (writer, None, None)
     } else {
         let ring_opts = RingOptions::default();
         let capacity = ring_opts.capacity;
         let (ring_writer, ring_reader) =
             Ring::open(state_dir.join("ring"), ring_opts).map_err(|e| start_err("the ring", e))?;
+        let reopener = ring_reader.reopener();
         let source = source::RingSource::new(ring_reader, control_tx.clone());
         let ring_stats = Arc::new(std::sync::Mutex::new(RingStats::default()));
+        let store = stores::RingStore::new(ring_writer, ring_stats.clone());
+        let health = store.health();
         let probe = ring_stats.clone();
+        let write_error = health.clone();
         monitor.set_ring(move || {
-            ring_status(
+            let mut status = ring_status(
                 &probe
                     .lock()
                     .unwrap_or_else(std::sync::PoisonError::into_inner),
                 capacity,
-            )
+            );
+            status.write_error = write_error.write_error();
+            status
         });
-        let writer = spawn_writer(
-            stores::RingStore::new(ring_writer, ring_stats),
-            event_rx,
-            control_rx,
-            writer_cfg,
-            writer_stats,
-        )?;
+        let writer = spawn_writer(store, event_rx, control_rx, writer_cfg, writer_stats)?;
         let counters = Arc::new(Counters::default());
         let probe = counters.clone();
         monitor.set_shipper(move || shipper_status(&probe));
-        let shipper = shipper::spawn_shipper(&config, &opts, source, counters)?;
-        (writer, Some(shipper))
+        let shipper = shipper::spawn_shipper(&config, &opts, source, counters.clone())?;
+        // A shipper that stops on its own is started again on a new reader.
+        let (config, opts, control) = (config.clone(), opts.clone(), control_tx.clone());
+        let respawn: supervisor::SpawnShipper = Box::new(move || {
+            let reader = reopener.reopen().map_err(|e| e.to_string())?;
+            let source = source::RingSource::new(reader, control.clone());
+            shipper::spawn_shipper(&config, &opts, source, counters.clone())
+                .map_err(|e| e.to_string())
+        });
+        (writer, Some((shipper, respawn)), Some(health))
     };
 
     // Collectors: each gets a sink with its own overflow policy and report. One that
@@ -212,20 +235,21 @@ pub fn run(opts: RunOptions, stop: Receiver<()>) -> Result<(), RunError> {
             }
         }
     }
-    drop(event_tx);
+    let mut supervisor =
+        supervisor::Supervisor::new(shipper, collectors, event_tx, control_tx.clone(), problems);
 
     let monitor_stop = Arc::new(AtomicBool::new(false));
     let monitor_thread = monitor
         .spawn(control_tx.clone(), monitor_stop.clone())
         .map_err(|e| start_err("the monitor thread", e))?;
-    tracing::info!(collectors = collectors.len(), "agent started");
+    tracing::info!("agent started");
 
     // Updates: confirm a version on probation once healthy; AutoUpdate checks. A restart
     // it asks for (a new version installed) stops the agent like a stop request.
     let (restart_tx, restart_rx) = bounded::<String>(1);
     // Kept until the stop, so that an updater thread that ends quietly is not a restart.
     let _restart_kept = restart_tx.clone();
-    let reports: Vec<Arc<Report>> = collectors.iter().map(|(_, r)| r.clone()).collect();
+    let reports: Vec<Arc<Report>> = supervisor.reports();
     let healthy = move || reports.iter().all(|r| r.state() == CollectorState::Running);
     let updater = (!opts.console)
         .then(|| {
@@ -243,12 +267,25 @@ pub fn run(opts: RunOptions, stop: Receiver<()>) -> Result<(), RunError> {
         })
         .flatten();
 
-    // Wait for the stop request.
-    let restart = crossbeam_channel::select! {
-        recv(stop) -> _ => None,
-        recv(restart_rx) -> why => why.ok(),
+    // Wait for the stop request, supervising the components meanwhile.
+    let (restart, failure) = loop {
+        crossbeam_channel::select! {
+            recv(stop) -> _ => break (None, None),
+            recv(restart_rx) -> why => break (why.ok(), None),
+            default(supervisor::CHECK_EVERY) => {
+                if let Err(why) = supervisor.check(&writer) {
+                    tracing::error!(reason = %why, "stopping: exiting non-zero so that the service manager starts a fresh agent");
+                    break (None, Some(why));
+                }
+            }
+        }
     };
     tracing::info!("agent stopping");
+    // A ring that cannot write stops retrying: stopping must not wait for disk space.
+    if let Some(health) = &ring_health {
+        health.give_up();
+    }
+    let (collectors, shipper) = supervisor.into_parts();
     if let Some(updater) = updater {
         updater.stop();
     }
@@ -281,6 +318,9 @@ pub fn run(opts: RunOptions, stop: Receiver<()>) -> Result<(), RunError> {
     }
     tracing::info!("agent stopped");
     writer_result.map_err(RunError::Writer)?;
+    if let Some(why) = failure {
+        return Err(RunError::Supervision(why));
+    }
     match restart {
         Some(why) => Err(RunError::Restart(why)),
         None => Ok(()),
@@ -382,12 +422,21 @@ fn ring_status(r: &RingStats, capacity: u64) -> RingStatus {
         records_dropped: r.records_dropped,
         bytes_dropped: r.bytes_dropped,
         corrupt_skipped: r.corrupt_skipped,
+        records_lost: r.records_lost,
+        leftover_segments: r.leftover_segments as u64,
+        write_error: None,
     }
 }
 
-/// The shipper's part of the status.
+/// The shipper's part of the status. The last error is shown only while no request
+/// succeeded after it: once the intake accepts again, it is history.
 fn shipper_status(counters: &Counters) -> ShipperStatus {
-    let c = counters.snapshot();
+    let mut c = counters.snapshot();
+    if let (Some(ok), Some(err)) = (c.last_success, c.last_error_at) {
+        if ok >= err {
+            c.last_error = None;
+        }
+    }
     ShipperStatus {
         events_sent: c.events_sent,
         bytes_plain: c.bytes_plain,
