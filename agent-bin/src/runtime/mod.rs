@@ -178,7 +178,11 @@ pub fn run(opts: RunOptions, stop: Receiver<()>) -> Result<(), RunError> {
         let writer = spawn_writer(store, event_rx, control_rx, writer_cfg, writer_stats)?;
         (writer, None, None)
     } else {
-        let ring_opts = RingOptions::default();
+        let mut ring_opts = RingOptions::default();
+        // Test knob: small segments make multi-segment rings cheap to build.
+        if let Some(n) = env_u64("ENDPOINT_AGENT_RING_SEGMENT_BYTES") {
+            ring_opts.segment_size = n;
+        }
         let capacity = ring_opts.capacity;
         let (ring_writer, ring_reader) =
             Ring::open(state_dir.join("ring"), ring_opts).map_err(|e| start_err("the ring", e))?;
