@@ -10,6 +10,9 @@ use agent_transport::{Counters, Shipper, TransportConfig};
 
 use super::{env_u64, source, start_err, RunError, RunOptions};
 
+/// Payload bytes held in memory per batch (250 records of 1 KiB, typical events).
+const PENDING_BYTES_PER_BATCH: usize = 256 << 10;
+
 /// Stops the shipper (one last short delivery attempt) and its thread.
 pub type ShipperHandle = (tokio::sync::oneshot::Sender<()>, JoinHandle<()>);
 
@@ -25,15 +28,26 @@ pub fn spawn_shipper(
     let mut tc =
         TransportConfig::from_config(config).map_err(|e| RunError::Config(e.to_string()))?;
     tc.extra_ca_file = opts.extra_ca_file.clone();
-    // The ring holds the backlog; memory only needs a few batches in flight.
-    tc.max_pending_bytes = 4 << 20;
-    tc.max_pending_records = 5_000;
     tc.shutdown_grace = Duration::from_secs(3);
     if let Some(ms) = env_u64("ENDPOINT_AGENT_BATCH_DELAY_MS") {
         tc.batch_max_delay = Duration::from_millis(ms);
     }
     if let Some(ms) = env_u64("ENDPOINT_AGENT_BACKOFF_MAX_MS") {
         tc.backoff_max = Duration::from_millis(ms);
+    }
+    if let Some(n) = env_u64("ENDPOINT_AGENT_MAX_IN_FLIGHT") {
+        tc.max_in_flight = usize::try_from(n).unwrap_or(1).clamp(1, 16);
+    }
+    // The ring holds the backlog; memory only needs the batches in flight and the next
+    // one, however large the backlog is.
+    let batches = tc.max_in_flight + 2;
+    tc.max_pending_records = tc.batch_max_events * batches;
+    tc.max_pending_bytes = PENDING_BYTES_PER_BATCH * batches;
+    if let Some(n) = env_u64("ENDPOINT_AGENT_PENDING_RECORDS") {
+        tc.max_pending_records = usize::try_from(n).unwrap_or(usize::MAX).max(1);
+    }
+    if let Some(n) = env_u64("ENDPOINT_AGENT_PENDING_BYTES") {
+        tc.max_pending_bytes = usize::try_from(n).unwrap_or(usize::MAX);
     }
     let mut shipper = Shipper::new(tc, counters).map_err(|e| start_err("the shipper", e))?;
     let runtime = tokio::runtime::Builder::new_current_thread()
