@@ -7,7 +7,10 @@ use std::io::Write;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use common::{fast_options, line, lines_bytes, number, spec, wait_until, Running};
+use common::{fast_options, line, lines_bytes, spec, Running};
+// Used only by the tests that run on Unix alone.
+#[cfg(unix)]
+use common::{number, wait_until};
 
 const T: Duration = Duration::from_secs(20);
 
@@ -187,6 +190,10 @@ fn partial_line_waits_and_long_lines_are_split_and_counted() {
 
 /// logrotate `create`: rename, create a new file, the writer keeps writing to the old
 /// descriptor for a moment (until it reopens), then to the new file.
+// Unix only: the tailer tells the renamed file from the new one by inode; on Windows a
+// file's identity is its path (std has no stable file index), so a rename reads as delete +
+// create (see docs/testing-windows.md).
+#[cfg(unix)]
 #[test]
 fn rename_and_create_rotation_mid_stream_loses_and_repeats_nothing() {
     let dir = tempfile::tempdir().unwrap();
@@ -273,6 +280,10 @@ fn copytruncate_mid_stream_loses_and_repeats_nothing() {
     assert!(stats.truncations.load(Ordering::Relaxed) >= 3);
 }
 
+// Unix only: a file deleted while the tailer holds it open must vanish from its directory;
+// on Windows (and under Wine) it stays there, delete-pending, until the last handle closes
+// (see docs/testing-windows.md).
+#[cfg(unix)]
 #[test]
 fn deleted_file_is_drained_flushed_and_released() {
     let dir = tempfile::tempdir().unwrap();
@@ -342,6 +353,10 @@ fn lines_left_over_by_a_checkpoint_go_out_without_further_writes() {
     assert!(checkpoints >= 101 / 4, "a checkpoint every 3-4 lines");
 }
 
+// Unix only: a file deleted while the tailer holds it open must vanish from its directory;
+// on Windows (and under Wine) it stays there, delete-pending, until the last handle closes
+// (see docs/testing-windows.md).
+#[cfg(unix)]
 #[test]
 fn files_beyond_max_open_wait_for_a_free_slot() {
     let dir = tempfile::tempdir().unwrap();
