@@ -42,6 +42,14 @@ pub fn planned(config: &Config, state_dir: &Path) -> Vec<Box<dyn Collector>> {
             },
         )));
     }
+    // Security, Defender, Sysmon and System Event Log channels; bookmarks in the state
+    // directory.
+    #[cfg(windows)]
+    if config.has_role("event-collector") {
+        list.push(Box::new(agent_etw::eventlog::EventLogCollector::new(
+            agent_etw::eventlog::EventLogConfig::new(state_dir.join("eventlog")),
+        )));
+    }
     #[cfg(target_os = "macos")]
     if config.has_role("event-collector") {
         list.push(Box::new(agent_macos_es::MacosEsCollector::new(

@@ -7,6 +7,10 @@
 //! the collector contract everywhere; outside Windows its `start` fails with
 //! [`EtwError::Unsupported`], so the agent's wiring compiles on every target.
 //!
+//! The Windows Event Log half (Security, Defender, Sysmon and System channels) is
+//! [`eventlog`]: the same split, a pure mapper from rendered event XML (also behind `agent
+//! replay --evtx`) and a `#[cfg(windows)]` subscription binding.
+//!
 //! ```
 //! use agent_etw::mapper::{Mapper, MapperConfig};
 //! use agent_etw::providers::Provider;
@@ -31,6 +35,7 @@
 pub mod cmdline;
 mod collector;
 pub mod dns;
+pub mod eventlog;
 pub mod hashing;
 pub mod mapper;
 pub mod paths;
