@@ -32,6 +32,13 @@ const NLM_F_ACK: u16 = 4;
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
 /// Receive buffer: larger than `MAX_AUDIT_MESSAGE_LENGTH` (8970) with room for batching.
 const RECV_BUF: usize = 64 * 1024;
+/// Datagrams one `recvmmsg` reads at most when draining records (the kernel sends each
+/// record in its own datagram: an exec is about ten of them).
+const BATCH: usize = 32;
+/// Room for one record datagram in a batched read: `MAX_AUDIT_MESSAGE_LENGTH` (8970) plus
+/// the netlink header, rounded up. The slots are allocated zeroed and only the pages the
+/// kernel writes into become resident (a record is usually a few hundred bytes).
+const SLOT: usize = 9 * 1024;
 
 /// `AUDIT_STATUS_*` mask bits of [`Status`] fields.
 mod status_mask {
@@ -187,6 +194,8 @@ pub struct AuditSocket {
     seq: u32,
     queued: VecDeque<RawMessage>,
     buf: Vec<u8>,
+    /// `BATCH` slots of `SLOT` bytes for `recvmmsg`; allocated at the first record read.
+    batch: Vec<u8>,
     multicast: bool,
 }
 
@@ -253,6 +262,7 @@ impl AuditSocket {
             seq: 0,
             queued: VecDeque::new(),
             buf: vec![0; RECV_BUF],
+            batch: Vec::new(),
             multicast: groups != 0,
         })
     }
@@ -516,26 +526,85 @@ impl AuditSocket {
             f(m.msg_type, &m.payload);
             count += 1;
         }
-        let mut wait = if count == 0 { timeout } else { Duration::ZERO };
-        loop {
-            let n = self.recv_datagram(wait)?;
-            if n == 0 {
-                return Ok(count);
+        if count == 0 && !timeout.is_zero() {
+            if !self.wait_readable(timeout)? {
+                return Ok(0);
             }
-            if !wait.is_zero() && !linger.is_zero() {
+            if !linger.is_zero() {
                 std::thread::sleep(linger);
             }
-            wait = Duration::ZERO;
-            for_each_message(&self.buf[..n], |t, _, p| {
-                if is_record_type(t) {
-                    f(t, p);
-                    count += 1;
-                }
-            });
-            if count >= MAX_RECORDS_PER_CALL {
+        }
+        if self.batch.len() != BATCH * SLOT {
+            self.batch = vec![0; BATCH * SLOT];
+        }
+        let mut lens = [0usize; BATCH];
+        loop {
+            let got = self.recv_batch(&mut lens)?;
+            for (i, &len) in lens[..got].iter().enumerate() {
+                for_each_message(&self.batch[i * SLOT..i * SLOT + len], |t, _, p| {
+                    if is_record_type(t) {
+                        f(t, p);
+                        count += 1;
+                    }
+                });
+            }
+            if got < BATCH || count >= MAX_RECORDS_PER_CALL {
                 return Ok(count);
             }
         }
+    }
+
+    /// Reads up to [`BATCH`] waiting datagrams with one `recvmmsg` (without waiting):
+    /// `lens[i]` is the length of the datagram in slot `i` (0 for one that did not come
+    /// from the kernel); returns how many slots were filled, 0 when nothing was waiting.
+    fn recv_batch(&mut self, lens: &mut [usize; BATCH]) -> Result<usize, NetlinkError> {
+        // SAFETY: sockaddr_nl, iovec and mmsghdr are plain old data; all-zero is valid.
+        let mut names: [libc::sockaddr_nl; BATCH] = unsafe { std::mem::zeroed() };
+        // SAFETY: as above.
+        let mut iovs: [libc::iovec; BATCH] = unsafe { std::mem::zeroed() };
+        // SAFETY: as above.
+        let mut msgs: [libc::mmsghdr; BATCH] = unsafe { std::mem::zeroed() };
+        let base = self.batch.as_mut_ptr();
+        for i in 0..BATCH {
+            // SAFETY: `batch` holds BATCH * SLOT bytes (checked by the caller), so slot `i`
+            // starts inside it.
+            iovs[i].iov_base = unsafe { base.add(i * SLOT) }.cast();
+            iovs[i].iov_len = SLOT;
+            msgs[i].msg_hdr.msg_name = (&mut names[i] as *mut libc::sockaddr_nl).cast();
+            msgs[i].msg_hdr.msg_namelen =
+                std::mem::size_of::<libc::sockaddr_nl>() as libc::socklen_t;
+            msgs[i].msg_hdr.msg_iov = &mut iovs[i];
+            msgs[i].msg_hdr.msg_iovlen = 1;
+        }
+        // SAFETY: `msgs` holds BATCH headers, each pointing at its own name buffer and at
+        // one iovec describing a distinct SLOT-byte slot of `batch`; all outlive the call.
+        let n = unsafe {
+            libc::recvmmsg(
+                self.fd.as_raw_fd(),
+                msgs.as_mut_ptr(),
+                BATCH as libc::c_uint,
+                libc::MSG_DONTWAIT,
+                std::ptr::null_mut(),
+            )
+        };
+        if n < 0 {
+            let e = io::Error::last_os_error();
+            return match e.kind() {
+                io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted => Ok(0),
+                // ENOBUFS: the socket overflowed and records were dropped; keep reading.
+                _ if e.raw_os_error() == Some(libc::ENOBUFS) => Ok(0),
+                _ => Err(io_err("recvmmsg(NETLINK_AUDIT)")(e)),
+            };
+        }
+        let n = (n as usize).min(BATCH);
+        for i in 0..n {
+            lens[i] = if names[i].nl_pid == 0 {
+                (msgs[i].msg_len as usize).min(SLOT)
+            } else {
+                0
+            };
+        }
+        Ok(n)
     }
 }
 

@@ -222,8 +222,15 @@ impl ProcTable {
     /// otherwise this costs one small /proc read (a few microseconds).
     pub fn get(&mut self, pid: u32) -> Option<&ProcessInfo> {
         let now = Instant::now();
-        if self.procs.get(&pid).is_some_and(|p| is_fresh(p, now)) {
-            return self.touch(pid);
+        if let Some(p) = self.procs.get_mut(&pid) {
+            if is_fresh(p, now) {
+                return self.touch(pid);
+            }
+            if is_known_gone(p, now) {
+                // Not found in /proc a moment ago: gone, as a new read would say.
+                p.exited = true;
+                return self.touch(pid);
+            }
         }
         match read_start_ticks(&self.proc_root, pid) {
             Some(start) => {
@@ -242,6 +249,7 @@ impl ProcTable {
             None => {
                 if let Some(p) = self.procs.get_mut(&pid) {
                     p.exited = true;
+                    p.checked_at = Some(now);
                 }
             }
         }
@@ -291,7 +299,9 @@ impl ProcTable {
         let pid = ev.pid;
         let live_start = read_start_ticks(&self.proc_root, pid);
         let existing = self.procs.get(&pid);
-        let checked_at = live_start.map(|_| Instant::now());
+        // Checked now either way: alive, or already gone (a short-lived process, such as
+        // most execs, exits before its records are read; the next lookups need no /proc).
+        let checked_at = Some(Instant::now());
         let (start_ticks, start_estimated) = match (live_start, existing) {
             (Some(s), _) => (s, false),
             // Gone already: the same instance if we knew it alive, else estimate.
@@ -446,6 +456,17 @@ fn is_fresh(p: &ProcessInfo, now: Instant) -> bool {
             .is_some_and(|t| now.saturating_duration_since(t) < REVALIDATE_AFTER)
 }
 
+/// Whether `p` was found gone from /proc recently (marked exited by a failed read, or not
+/// readable when its exec was recorded, hence an estimated start): answered from the cache
+/// without a new /proc read, since its pid cannot have been reused that fast (see
+/// [`REVALIDATE_AFTER`]). Most execs are short-lived processes already gone when their
+/// records are read: this saves the failed /proc lookups after the one of the exec.
+fn is_known_gone(p: &ProcessInfo, now: Instant) -> bool {
+    (p.exited || p.start_estimated)
+        && p.checked_at
+            .is_some_and(|t| now.saturating_duration_since(t) < REVALIDATE_AFTER)
+}
+
 fn truncate_args(args: &mut Vec<String>) {
     let mut total = 0;
     let mut keep = args.len();
@@ -493,8 +514,32 @@ fn parse_cmdline(bytes: &[u8]) -> Vec<String> {
 
 #[cfg(target_os = "linux")]
 fn read_start_ticks(root: &Path, pid: u32) -> Option<u64> {
-    let bytes = std::fs::read(root.join(pid.to_string()).join("stat")).ok()?;
-    parse_stat(&bytes).map(|(_, s)| s)
+    use std::io::Read as _;
+    // Once or twice per event: open, one read into the stack, close (`fs::read` would also
+    // `statx` for a size hint and read again to see the end, and allocate).
+    let path = root.join(format!("{pid}/stat"));
+    let mut f = std::fs::File::open(&path).ok()?;
+    let mut buf = [0u8; 1024];
+    let mut n = 0;
+    while n < buf.len() {
+        match f.read(&mut buf[n..]) {
+            Ok(0) => break,
+            Ok(k) => {
+                n += k;
+                // The line ends with a newline: whole once it is there.
+                if buf[n - 1] == b'\n' {
+                    break;
+                }
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(_) => return None,
+        }
+    }
+    if n == buf.len() {
+        let bytes = std::fs::read(&path).ok()?;
+        return parse_stat(&bytes).map(|(_, s)| s);
+    }
+    parse_stat(&buf[..n]).map(|(_, s)| s)
 }
 
 #[cfg(target_os = "linux")]
