@@ -4,9 +4,12 @@
 //!   Debian-like host and they are missing), refuses to run without them, then runs
 //!   `cargo test --workspace`.
 //! - `cargo xtask ci`: what `.ci/run` runs.
+//! - `cargo xtask bench peers`: the audit collectors against auditd and laurel on an exec
+//!   storm (see [`bench`]; docs/bench/).
 //! - `cargo xtask dist`: the release packages of every supported host into `dist/`
 //!   (see [`dist`] and docs/packaging.md).
 
+mod bench;
 mod dist;
 mod host;
 
@@ -40,10 +43,12 @@ fn main() -> ExitCode {
         Some("test") => test(&args[1..]),
         Some("ci") => run(Command::new("bash").arg(root().join(".ci/run"))),
         Some("dist") => dist::main(&root(), &args[1..]),
+        Some("bench") => bench::main(&root(), &args[1..]),
         _ => {
             eprintln!(
-                "usage: cargo xtask <test|ci|dist> [args]\n\n{}",
-                dist::USAGE
+                "usage: cargo xtask <test|ci|dist|bench> [args]\n\n{}\n{}",
+                dist::USAGE,
+                bench::USAGE
             );
             return ExitCode::from(2);
         }
