@@ -306,6 +306,14 @@ fn soak_lines_survive_random_intake_faults_kills_and_rotation() {
         &runs[..runs.len().min(20)],
         if runs.len() > 20 { " ..." } else { "" }
     );
+    // Which duplicates are a batch sent again whole (the intake took it, the agent did not
+    // see the answer: killed, or timed out on a slow answer) and which are lines that
+    // reached the ring twice (the tailer re-reads what it accepted after its last
+    // checkpoint when it is killed).
+    let (resent, reread) = split_duplicates(&records);
+    println!(
+        "soak: duplicates in batches sent again whole: {resent}; lines re-read after a kill: {reread}"
+    );
     assert!(intake.violations().is_empty(), "{:?}", intake.violations());
     assert!(
         d.foreign.is_empty(),
@@ -325,12 +333,37 @@ fn soak_lines_survive_random_intake_faults_kills_and_rotation() {
         .batch_max_events;
     let tailer = usize::try_from(agent_logfile::Options::default().duplicate_bound()).unwrap();
     let per_kill = batch + tailer;
-    let bound = usize::try_from(injected.kills).unwrap() * per_kill;
+    let episodes = injected.kills + injected.slow;
+    let bound = usize::try_from(episodes).unwrap() * per_kill;
     assert!(
         d.duplicates <= bound,
-        "seed {seed}: {} duplicates for {} kills (bound {per_kill} each)",
+        "seed {seed}: {} duplicates for {} kills and {} slow spells (bound {per_kill} each)",
         d.duplicates,
-        injected.kills
+        injected.kills,
+        injected.slow
     );
     assert!(exit.success(), "{}", agent.diagnostics());
+}
+
+/// Duplicate copies of log lines, split into (copies in requests made only of lines
+/// received before: a batch sent again, copies in requests that also carry new lines).
+fn split_duplicates(records: &[agent_testkit::Record]) -> (usize, usize) {
+    let mut by_request: std::collections::BTreeMap<usize, Vec<u64>> = Default::default();
+    for r in records.iter().filter(|r| r.key == support::LINES_KEY) {
+        if let Some(seq) = support::seq_of(&r.payload) {
+            by_request.entry(r.request).or_default().push(seq);
+        }
+    }
+    let mut seen = std::collections::HashSet::new();
+    let (mut resent, mut reread) = (0, 0);
+    for seqs in by_request.values() {
+        // `insert` is false for a line seen before, in an earlier request or this one.
+        let again = seqs.iter().filter(|&&s| !seen.insert(s)).count();
+        if again == seqs.len() {
+            resent += again;
+        } else {
+            reread += again;
+        }
+    }
+    (resent, reread)
 }
