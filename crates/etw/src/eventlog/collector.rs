@@ -1,8 +1,9 @@
 //! [`EventLogCollector`]: the collector contract over Event Log subscriptions.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use agent_os::ReplaceError;
 use agent_pipeline::{Collector, CollectorError, Overflow, Sink};
 
 use super::Channel;
@@ -148,6 +149,42 @@ pub fn bookmark_file_name(channel: Channel) -> String {
     format!("{safe}.xml")
 }
 
+/// The saved bookmark of `channel` in `dir` (the XML `EvtRender(EvtRenderBookmark)` gave),
+/// if there is a non-empty one.
+pub fn load_bookmark(dir: &Path, channel: Channel) -> Option<String> {
+    std::fs::read_to_string(dir.join(bookmark_file_name(channel)))
+        .ok()
+        .filter(|s| !s.trim().is_empty())
+}
+
+/// Saves the bookmark of `channel` in `dir`, atomically: a crash leaves the old bookmark or
+/// the new one, never a torn file.
+pub fn store_bookmark(dir: &Path, channel: Channel, xml: &str) -> Result<(), ReplaceError> {
+    agent_os::replace_file(
+        &dir.join(bookmark_file_name(channel)),
+        xml.as_bytes(),
+        0o600,
+    )
+}
+
+/// The collector's mode in `agent status`: the channels read, and those retried with why.
+pub fn status_mode(reading: &[Channel], missing: &[(Channel, String)]) -> String {
+    let reading: Vec<&str> = reading.iter().map(|c| c.path()).collect();
+    let mut mode = if reading.is_empty() {
+        "reading no channel".to_owned()
+    } else {
+        format!("reading {}", reading.join(", "))
+    };
+    if !missing.is_empty() {
+        let waiting: Vec<String> = missing
+            .iter()
+            .map(|(c, why)| format!("{c} ({why})"))
+            .collect();
+        mode.push_str(&format!("; retrying {}", waiting.join(", ")));
+    }
+    mode
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -159,6 +196,49 @@ mod tests {
             bookmark_file_name(Channel::Defender),
             "Microsoft-Windows-Windows_Defender_Operational.xml"
         );
+    }
+
+    #[test]
+    fn bookmarks_survive_a_restart_and_empty_ones_do_not_count() {
+        let dir = std::env::temp_dir().join(format!("h17a-bookmarks-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        assert_eq!(load_bookmark(&dir, Channel::Sysmon), None);
+        let xml = "<BookmarkList>\r\n  <Bookmark Channel='Security' RecordId='2261' IsCurrent='true'/>\r\n</BookmarkList>";
+        store_bookmark(&dir, Channel::Security, xml).unwrap();
+        assert_eq!(load_bookmark(&dir, Channel::Security).as_deref(), Some(xml));
+        // Replaced in place, no temporary file left beside it.
+        store_bookmark(&dir, Channel::Security, "<BookmarkList/>").unwrap();
+        assert_eq!(
+            load_bookmark(&dir, Channel::Security).as_deref(),
+            Some("<BookmarkList/>")
+        );
+        let names: Vec<_> = std::fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(names, vec![std::ffi::OsString::from("Security.xml")]);
+        std::fs::write(dir.join(bookmark_file_name(Channel::System)), " \n").unwrap();
+        assert_eq!(load_bookmark(&dir, Channel::System), None);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn status_mode_names_missing_channels_and_why() {
+        assert_eq!(
+            status_mode(
+                &[Channel::Security, Channel::System],
+                &[
+                    (Channel::Sysmon, "channel not found".into()),
+                    (Channel::Defender, "Access is denied.".into())
+                ]
+            ),
+            "reading Security, System; retrying Microsoft-Windows-Sysmon/Operational (channel not found), Microsoft-Windows-Windows Defender/Operational (Access is denied.)"
+        );
+        assert_eq!(
+            status_mode(&[], &[(Channel::Security, "x".into())]),
+            "reading no channel; retrying Security (x)"
+        );
+        assert_eq!(status_mode(&[Channel::Security], &[]), "reading Security");
     }
 
     #[cfg(not(windows))]

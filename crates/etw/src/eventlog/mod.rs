@@ -44,7 +44,10 @@ use std::fmt;
 use agent_event::{Event, Timestamp};
 use serde_json::Value;
 
-pub use collector::{bookmark_file_name, EventLogCollector, EventLogConfig, EventLogError};
+pub use collector::{
+    bookmark_file_name, load_bookmark, status_mode, store_bookmark, EventLogCollector,
+    EventLogConfig, EventLogError,
+};
 pub use xml::{XmlError, XmlRecord};
 
 /// Security-channel event IDs that are mapped.

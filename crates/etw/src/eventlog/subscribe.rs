@@ -32,7 +32,7 @@ use windows::Win32::System::EventLog::{
 };
 use windows::Win32::System::Threading::{CreateEventW, ResetEvent, WaitForMultipleObjects};
 
-use super::collector::{bookmark_file_name, EventLogConfig, EventLogError};
+use super::collector::{load_bookmark, status_mode, store_bookmark, EventLogConfig, EventLogError};
 use super::{map_xml, Channel, Mapped};
 
 /// The running reader thread.
@@ -103,7 +103,8 @@ struct Subscription {
     handle: Evt,
     bookmark: Evt,
     signal: Signal,
-    bookmark_path: PathBuf,
+    /// The bookmark directory.
+    dir: PathBuf,
     /// The bookmark moved since it was last written.
     dirty: bool,
 }
@@ -210,17 +211,10 @@ impl Reader {
                 }
             }
         }
-        let reading: Vec<&str> = self.subs.iter().map(|s| s.channel.path()).collect();
-        let mut mode = format!("reading {}", reading.join(", "));
-        if !self.missing.is_empty() {
-            let waiting: Vec<String> = self
-                .missing
-                .iter()
-                .map(|(c, why)| format!("{c} ({why})"))
-                .collect();
-            mode.push_str(&format!("; retrying {}", waiting.join(", ")));
-        }
-        self.sink.report().set_mode(mode);
+        let reading: Vec<Channel> = self.subs.iter().map(|s| s.channel).collect();
+        self.sink
+            .report()
+            .set_mode(status_mode(&reading, &self.missing));
     }
 
     /// Reads every record available on subscription `i`.
@@ -284,10 +278,7 @@ impl Reader {
 
 /// Subscribes to `channel`, after its saved bookmark if there is one.
 fn subscribe(channel: Channel, dir: &Path) -> windows::core::Result<Subscription> {
-    let bookmark_path = dir.join(bookmark_file_name(channel));
-    let saved = std::fs::read_to_string(&bookmark_path)
-        .ok()
-        .filter(|s| !s.trim().is_empty());
+    let saved = load_bookmark(dir, channel);
     // SAFETY: a null PCWSTR asks for a new, empty bookmark; a saved one is a live HSTRING.
     let (bookmark, resume) = match saved {
         Some(xml) => match unsafe { EvtCreateBookmark(&HSTRING::from(xml)) } {
@@ -325,7 +316,7 @@ fn subscribe(channel: Channel, dir: &Path) -> windows::core::Result<Subscription
         handle: Evt(handle),
         bookmark,
         signal,
-        bookmark_path,
+        dir: dir.to_path_buf(),
         dirty: false,
     })
 }
@@ -333,7 +324,7 @@ fn subscribe(channel: Channel, dir: &Path) -> windows::core::Result<Subscription
 /// Writes the subscription's bookmark; false if it could not be.
 fn save_bookmark(sub: &Subscription) -> bool {
     match render(sub.bookmark.0, EvtRenderBookmark.0) {
-        Ok(xml) => agent_os::replace_file(&sub.bookmark_path, xml.as_bytes(), 0o600).is_ok(),
+        Ok(xml) => store_bookmark(&sub.dir, sub.channel, &xml).is_ok(),
         Err(_) => false,
     }
 }
