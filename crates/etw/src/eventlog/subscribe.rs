@@ -22,8 +22,8 @@ use agent_pipeline::Sink;
 use crossbeam_channel::{bounded, Receiver, Sender, TryRecvError};
 use windows::core::{HSTRING, PCWSTR};
 use windows::Win32::Foundation::{
-    CloseHandle, ERROR_EVT_CHANNEL_NOT_FOUND, ERROR_EVT_QUERY_RESULT_STALE,
-    ERROR_INSUFFICIENT_BUFFER, ERROR_NO_MORE_ITEMS, HANDLE,
+    CloseHandle, ERROR_EVT_CHANNEL_NOT_FOUND, ERROR_EVT_INVALID_QUERY,
+    ERROR_EVT_QUERY_RESULT_STALE, ERROR_INSUFFICIENT_BUFFER, ERROR_NO_MORE_ITEMS, HANDLE,
 };
 use windows::Win32::System::EventLog::{
     EvtClose, EvtCreateBookmark, EvtNext, EvtRender, EvtRenderBookmark, EvtRenderEventXml,
@@ -297,19 +297,27 @@ fn subscribe(channel: Channel, dir: &Path) -> windows::core::Result<Subscription
     } else {
         (EVT_HANDLE(0), EvtSubscribeToFutureEvents.0)
     };
-    // SAFETY: local session (null), a live signal and bookmark, strings that outlive the
-    // call; no callback (pull subscription), so no context pointer.
-    let handle = unsafe {
-        EvtSubscribe(
-            EVT_HANDLE(0),
-            signal.0,
-            &path,
-            &query,
-            after,
-            None,
-            None,
-            flags,
-        )
+    let open = |query: &HSTRING| {
+        // SAFETY: local session (null), a live signal and bookmark, strings that outlive
+        // the call; no callback (pull subscription), so no context pointer.
+        unsafe {
+            EvtSubscribe(
+                EVT_HANDLE(0),
+                signal.0,
+                &path,
+                query,
+                after,
+                None,
+                None,
+                flags,
+            )
+        }
+    };
+    let handle = match open(&query) {
+        // A service that refuses the ID filter (a query too long for it): every record of
+        // the channel, filtered by the mapper instead.
+        Err(e) if e.code() == ERROR_EVT_INVALID_QUERY.to_hresult() => open(&HSTRING::from("*")),
+        other => other,
     }?;
     Ok(Subscription {
         channel,
