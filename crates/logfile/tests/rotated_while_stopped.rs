@@ -192,3 +192,38 @@ fn a_finished_rotated_file_is_not_read_again_by_the_next_start() {
     std::thread::sleep(Duration::from_millis(500));
     assert_eq!(numbers(&running.finish()), (2000..2010).collect::<Vec<_>>());
 }
+
+/// copytruncate while stopped: the inode stays at the path with new content; the copy
+/// holds the checkpointed file and is finished from the checkpoint first.
+#[test]
+fn copytruncate_while_stopped_finishes_the_copy_then_reads_the_new_content() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = tempfile::tempdir().unwrap();
+    let log = dir.path().join("app.log");
+    first_life(dir.path(), state.path());
+
+    append(&log, &lines_bytes(1000, 1500));
+    fs::copy(&log, dir.path().join("app.log.1")).unwrap();
+    OpenOptions::new()
+        .write(true)
+        .open(&log)
+        .unwrap()
+        .set_len(0)
+        .unwrap();
+    append(&log, &lines_bytes(1500, 2000));
+
+    let running = Running::start(
+        vec![spec(&dir.path().join("*.log"), "k")],
+        state.path(),
+        opts(),
+    );
+    running.wait_lines(1000, T);
+    std::thread::sleep(Duration::from_millis(800));
+    let stats = running.stats.clone();
+    let got = running.finish();
+    assert_eq!(numbers(&got), (1000..2000).collect::<Vec<_>>());
+    assert!(got[..500]
+        .iter()
+        .all(|g| g.path == dir.path().join("app.log.1")));
+    assert_eq!(stats.found_again.load(Ordering::Relaxed), 1);
+}
