@@ -200,26 +200,25 @@ mod tests {
 
     #[test]
     fn bookmarks_survive_a_restart_and_empty_ones_do_not_count() {
-        let dir = std::env::temp_dir().join(format!("h17a-bookmarks-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        assert_eq!(load_bookmark(&dir, Channel::Sysmon), None);
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path();
+        assert_eq!(load_bookmark(dir, Channel::Sysmon), None);
         let xml = "<BookmarkList>\r\n  <Bookmark Channel='Security' RecordId='2261' IsCurrent='true'/>\r\n</BookmarkList>";
-        store_bookmark(&dir, Channel::Security, xml).unwrap();
-        assert_eq!(load_bookmark(&dir, Channel::Security).as_deref(), Some(xml));
+        store_bookmark(dir, Channel::Security, xml).unwrap();
+        assert_eq!(load_bookmark(dir, Channel::Security).as_deref(), Some(xml));
         // Replaced in place, no temporary file left beside it.
-        store_bookmark(&dir, Channel::Security, "<BookmarkList/>").unwrap();
+        store_bookmark(dir, Channel::Security, "<BookmarkList/>").unwrap();
         assert_eq!(
-            load_bookmark(&dir, Channel::Security).as_deref(),
+            load_bookmark(dir, Channel::Security).as_deref(),
             Some("<BookmarkList/>")
         );
-        let names: Vec<_> = std::fs::read_dir(&dir)
+        let names: Vec<_> = std::fs::read_dir(dir)
             .unwrap()
             .map(|e| e.unwrap().file_name())
             .collect();
         assert_eq!(names, vec![std::ffi::OsString::from("Security.xml")]);
         std::fs::write(dir.join(bookmark_file_name(Channel::System)), " \n").unwrap();
-        assert_eq!(load_bookmark(&dir, Channel::System), None);
-        std::fs::remove_dir_all(&dir).unwrap();
+        assert_eq!(load_bookmark(dir, Channel::System), None);
     }
 
     #[test]
