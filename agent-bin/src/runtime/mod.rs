@@ -435,11 +435,12 @@ fn ring_status(r: &RingStats, capacity: u64) -> RingStatus {
 /// The shipper's part of the status. The last error is shown only while no request
 /// succeeded after it: once the intake accepts again, it is history.
 fn shipper_status(counters: &Counters) -> ShipperStatus {
-    let mut c = counters.snapshot();
-    if let (Some(ok), Some(err)) = (c.last_success, c.last_error_at) {
-        if ok >= err {
-            c.last_error = None;
-        }
+    shipper_status_of(counters.snapshot())
+}
+
+fn shipper_status_of(mut c: agent_transport::CountersSnapshot) -> ShipperStatus {
+    if !c.error_is_current() {
+        c.last_error = None;
     }
     ShipperStatus {
         events_sent: c.events_sent,
@@ -455,4 +456,29 @@ fn shipper_status(counters: &Counters) -> ShipperStatus {
 /// A numeric setting from the environment (tuning knobs for operators and tests).
 pub fn env_u64(name: &str) -> Option<u64> {
     std::env::var(name).ok().and_then(|v| v.trim().parse().ok())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::{Duration, SystemTime};
+
+    #[test]
+    fn the_last_shipper_error_is_shown_only_until_a_request_succeeds_after_it() {
+        let t = SystemTime::UNIX_EPOCH + Duration::from_secs(1_000);
+        let mut c = agent_transport::CountersSnapshot {
+            last_error: Some("connection refused".into()),
+            last_error_at: Some(t),
+            failing_since: Some(t),
+            ..Default::default()
+        };
+        assert_eq!(
+            shipper_status_of(c.clone()).last_error.as_deref(),
+            Some("connection refused")
+        );
+        // Recovered: an accepted request after the error.
+        c.failing_since = None;
+        c.last_success = Some(t + Duration::from_secs(5));
+        assert_eq!(shipper_status_of(c).last_error, None);
+    }
 }

@@ -29,9 +29,11 @@ pub struct RingHealth {
 impl RingHealth {
     /// Why the ring cannot write right now (`None` when it can).
     pub fn write_error(&self) -> Option<String> {
+        // What it is about comes before the first colon (the monitor logs changes of
+        // that only), the details after.
         self.lock().as_ref().map(|(e, since)| {
             format!(
-                "the ring cannot write for {}s: {e}",
+                "the ring cannot write: {e} (for {}s; records are kept and retried)",
                 since.elapsed().as_secs()
             )
         })
@@ -94,6 +96,11 @@ impl RingStore {
     }
 
     fn refused(&self, err: &RingError) {
+        // The disk's answer, without the ring's bookkeeping around it.
+        let cause = match err {
+            RingError::Stalled { source, .. } => source.to_string(),
+            other => other.to_string(),
+        };
         let mut error = self.health.lock();
         if error.is_none() {
             tracing::error!(
@@ -101,9 +108,9 @@ impl RingStore {
                 "the ring cannot write; what it took is kept and retried, log files wait and \
                  kernel-fed collectors count drops until the disk takes writes again"
             );
-            *error = Some((err.to_string(), Instant::now()));
+            *error = Some((cause, Instant::now()));
         } else if let Some((text, _)) = error.as_mut() {
-            *text = err.to_string();
+            *text = cause;
         }
     }
 

@@ -325,7 +325,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let mut m = monitor(dir.path(), Duration::from_secs(60));
         m.set_ring(|| RingStatus {
-            write_error: Some("the ring cannot write for 3s: No space left on device".into()),
+            write_error: Some("the ring cannot write: No space left on device (for 3s)".into()),
             records_lost: 4,
             ..RingStatus::default()
         });

@@ -345,7 +345,7 @@ mod tests {
                 write_error: Some("No space left on device".into()),
                 ..RingStatus::default()
             }),
-            degraded: vec!["the ring cannot write for 5s: No space left on device".into()],
+            degraded: vec!["the ring cannot write: No space left on device (for 5s)".into()],
             ..Status::default()
         };
         assert!(s.is_degraded());
