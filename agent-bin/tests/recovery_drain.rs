@@ -8,9 +8,9 @@
 //!   batch rather than the backlog (peak RSS while draining).
 //!
 //! The drain measurement is a benchmark too: `DRAIN_MB` sets the backlog (default 8 MB
-//! here; 100 for the full ring) and `DRAIN_AGENT_BIN` a release agent to measure
-//! instead of the test build, e.g.
-//! `DRAIN_MB=100 DRAIN_AGENT_BIN=target/release/agent cargo test -p endpoint-agent --test recovery_drain -- --nocapture drain`.
+//! here; 100 for the full ring) and `TEST_AGENT_BIN` another agent binary to run
+//! instead of the test build (a release build, or an older agent for comparison), e.g.
+//! `DRAIN_MB=100 TEST_AGENT_BIN=target/release/agent cargo test -p endpoint-agent --test recovery_drain -- --nocapture drain`.
 
 #![cfg(target_os = "linux")]
 
@@ -189,6 +189,12 @@ fn write_lines(path: &Path, range: std::ops::Range<u64>, width: usize) {
     f.write_all(&buf).unwrap();
 }
 
+/// The agent binary under test: `TEST_AGENT_BIN`, or this build's.
+fn agent_bin() -> PathBuf {
+    std::env::var_os("TEST_AGENT_BIN")
+        .map_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_agent")), PathBuf::from)
+}
+
 fn wait_for(timeout: Duration, mut done: impl FnMut() -> bool) -> bool {
     let deadline = Instant::now() + timeout;
     while !done() {
@@ -223,7 +229,7 @@ fn assert_each_line_once(intake: &Intake, total: u64) {
 fn shipping_resumes_within_15_s_after_the_intake_comes_back() {
     let mut intake = Intake::start().unwrap();
     let install = Install::new(&intake);
-    let agent = install.spawn(Path::new(env!("CARGO_BIN_EXE_agent")), &intake, &[]);
+    let agent = install.spawn(&agent_bin(), &intake, &[]);
     write_lines(&install.log_path(), 0..100, 100);
     assert!(
         wait_for(Duration::from_secs(30), || intake
@@ -323,8 +329,7 @@ fn a_backlog_drains_faster_with_requests_in_flight_in_bounded_memory() {
         .unwrap_or(8);
     let width = 200usize;
     let lines = mb * 1_000_000 / width as u64;
-    let bin = std::env::var_os("DRAIN_AGENT_BIN")
-        .map_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_agent")), PathBuf::from);
+    let bin = agent_bin();
     println!(
         "drain of {lines} lines of {width} bytes ({mb} MB) with {}:",
         bin.display()
