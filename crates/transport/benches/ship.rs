@@ -7,6 +7,11 @@
 //! of the shipper thread (getrusage RUSAGE_THREAD) is compared with the CPU time of only
 //! gzip-compressing the same request bodies on the same thread.
 //!
+//! Then the same events are shipped with one request in flight and with
+//! [`TransportConfig::max_in_flight`] (4) to the loopback intake, answering at once and
+//! after `BENCH_RTT_MS` (default 20) as over a network round trip: events/s of both and
+//! their ratio.
+//!
 //! Run: `cargo bench -p agent-transport` (set `BENCH_EVENTS` for a shorter CI run).
 
 #[cfg(target_os = "linux")]
@@ -169,5 +174,68 @@ mod linux {
             "  ratio ship CPU / gzip-only CPU: {:.2}",
             ship_cpu.as_secs_f64() / gzip_cpu.as_secs_f64().max(1e-9)
         );
+
+        // Requests in flight, against an intake with a round trip.
+        let rtt = Duration::from_millis(
+            std::env::var("BENCH_RTT_MS")
+                .ok()
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(20),
+        );
+        let n_flight = n.min(100_000);
+        let default_flight = TransportConfig::new(cfg.intake.clone()).max_in_flight;
+        for rtt in [Duration::ZERO, rtt] {
+            let one = in_flight_run(&payloads[..n_flight], rtt, 1);
+            let many = in_flight_run(&payloads[..n_flight], rtt, default_flight);
+            println!(
+                "transport/in-flight: {n_flight} events, intake answers after {rtt:?}, batches of 250"
+            );
+            println!(
+                "  1 in flight: {:>10.0} events/s; {default_flight} in flight: {:>10.0} events/s; ratio {:.2}",
+                n_flight as f64 / one.as_secs_f64(),
+                n_flight as f64 / many.as_secs_f64(),
+                one.as_secs_f64() / many.as_secs_f64()
+            );
+        }
+    }
+
+    /// Ships `payloads` with `in_flight` requests at most to an intake answering after
+    /// `rtt`; returns the time until the last one is acknowledged.
+    fn in_flight_run(payloads: &[Vec<u8>], rtt: Duration, in_flight: usize) -> Duration {
+        let intake = Intake::start(Box::new(move |_| Action::AcceptAfter(rtt)));
+        let source = MemorySource::new();
+        for p in payloads {
+            let rec = RoutedRecord {
+                kind: RecordKind::Event,
+                intake_key: KEY,
+                payload: p,
+            };
+            source.push(rec.encode().expect("encode"));
+        }
+        let mut cfg = TransportConfig::new(intake.url().parse().expect("intake URL"));
+        cfg.extra_ca_file = Some(intake.ca_file.clone());
+        cfg.proxy_from_env = false;
+        cfg.max_in_flight = in_flight;
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
+        let counters = Arc::new(Counters::default());
+        let mut shipper = Shipper::new(cfg, counters.clone()).expect("shipper");
+        let mut src = source.clone();
+        let last = (payloads.len() - 1) as u64;
+        let wall = Instant::now();
+        rt.block_on(async {
+            let done = async {
+                while source.acked() != Some(last) {
+                    tokio::time::sleep(Duration::from_millis(1)).await;
+                }
+            };
+            shipper.run(&mut src, done).await.expect("ship");
+        });
+        let took = wall.elapsed();
+        assert_eq!(counters.snapshot().events_sent as usize, payloads.len());
+        assert_eq!(intake.accepted_count(), payloads.len());
+        took
     }
 }

@@ -53,6 +53,10 @@ pub struct TransportConfig {
     pub max_pending_records: usize,
     /// Most payload bytes held in memory.
     pub max_pending_bytes: usize,
+    /// Delivered records are acknowledged to the source at most this often (and at once
+    /// when the shipper is idle or stops): acknowledging the ring costs fsyncs. Records
+    /// delivered since the last acknowledgement are sent again after a crash.
+    pub ack_interval: Duration,
     /// gzip level, 0..=9.
     pub gzip_level: u32,
     /// Sent as `User-Agent`.
@@ -87,6 +91,7 @@ impl TransportConfig {
             auth_retry_interval: Duration::from_secs(30),
             refusal_window: Duration::from_secs(300),
             max_in_flight: 4,
+            ack_interval: Duration::from_millis(100),
             max_pending_records: 20_000,
             max_pending_bytes: 32 << 20,
             gzip_level: 6,

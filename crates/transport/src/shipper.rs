@@ -250,6 +250,8 @@ pub struct Shipper {
     /// A record is kept because the intake refuses everything (since when).
     refusing_since: Option<Instant>,
     shape: Shape,
+    /// When the source was last acknowledged.
+    last_ack: Option<Instant>,
     last_requeue: Option<Instant>,
     read_unheld_since_requeue: bool,
     /// During the last delivery attempt at shutdown: no retries.
@@ -278,6 +280,7 @@ impl Shipper {
             last_accepted_sent: None,
             refusing_since: None,
             shape: Shape::default(),
+            last_ack: None,
             last_requeue: None,
             read_unheld_since_requeue: false,
             last_attempt: false,
@@ -300,10 +303,12 @@ impl Shipper {
         let mut shutdown = std::pin::pin!(shutdown);
         let mut tasks: JoinSet<Flight> = JoinSet::new();
         loop {
-            // Acknowledge first: it frees budget for reading.
-            self.ack(source)?;
+            // Acknowledge first: it frees budget for reading. At once when everything
+            // read is done.
+            let idle = tasks.is_empty() && self.pending.iter().all(|e| e.stage == Stage::Done);
+            self.ack(source, idle)?;
             self.fill(source)?;
-            self.ack(source)?;
+            self.ack(source, idle)?;
             let now = Instant::now();
             self.launch(&mut tasks, now, false)?;
             let timeout = self
@@ -331,7 +336,7 @@ impl Shipper {
                     "shutdown: records not delivered in time stay in the buffer"
                 );
                 tasks.abort_all();
-                self.ack(source)
+                self.ack(source, true)
             }
         }
     }
@@ -347,9 +352,9 @@ impl Shipper {
         self.last_attempt = true;
         self.blocked_until = None;
         loop {
-            self.ack(source)?;
+            self.ack(source, true)?;
             self.fill(source)?;
-            self.ack(source)?;
+            self.ack(source, true)?;
             if !self.failed_in_last_attempt {
                 self.launch(tasks, Instant::now(), true)?;
             }
@@ -358,7 +363,7 @@ impl Shipper {
                 None => break,
             }
         }
-        self.ack(source)
+        self.ack(source, true)
     }
 
     fn intern(&mut self, key: &str) -> Arc<str> {
@@ -474,12 +479,25 @@ impl Shipper {
         }
         self.last_requeue = Some(now);
         self.read_unheld_since_requeue = false;
-        self.ack(source)?;
+        self.ack(source, true)?;
         Ok(!self.budget_full())
     }
 
-    /// Acknowledges the longest done prefix.
-    fn ack<S: RecordSource>(&mut self, source: &mut S) -> Result<(), TransportError> {
+    /// Acknowledges the longest done prefix: at once when `now`, otherwise at most once
+    /// per `ack_interval` (each acknowledgement of the ring costs two fsyncs).
+    fn ack<S: RecordSource>(&mut self, source: &mut S, now: bool) -> Result<(), TransportError> {
+        if !self.pending.front().is_some_and(|e| e.stage == Stage::Done) {
+            return Ok(());
+        }
+        let at = Instant::now();
+        if !now
+            && self
+                .last_ack
+                .is_some_and(|t| at.duration_since(t) < self.cfg.ack_interval)
+        {
+            return Ok(());
+        }
+        self.last_ack = Some(at);
         let mut last = None;
         while self.pending.front().is_some_and(|e| e.stage == Stage::Done) {
             if let Some(e) = self.pending.pop_front() {
@@ -684,14 +702,19 @@ impl Shipper {
     /// oldest ready record's batch deadline, whichever is first. With no free request
     /// slot, only a finished request (or new data) is worth waking for.
     fn next_wake(&self, now: Instant, slot_free: bool) -> Option<Instant> {
-        if !slot_free {
-            return None;
-        }
-        if let Some(until) = self.blocked_until.filter(|t| *t > now) {
-            return Some(until);
-        }
         let mut wake: Option<Instant> = None;
         let mut earliest = |t: Instant| wake = Some(wake.map_or(t, |w| w.min(t)));
+        if self.pending.front().is_some_and(|e| e.stage == Stage::Done) {
+            // A deferred acknowledgement.
+            earliest(self.last_ack.map_or(now, |t| t + self.cfg.ack_interval));
+        }
+        if !slot_free {
+            return wake;
+        }
+        if let Some(until) = self.blocked_until.filter(|t| *t > now) {
+            earliest(until);
+            return wake;
+        }
         for h in self.held.values() {
             if !h.probing {
                 earliest(h.until);
