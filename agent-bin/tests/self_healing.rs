@@ -170,7 +170,11 @@ fn config_errors_reach_the_agent_log_and_all_of_them_are_listed() {
     assert_eq!(status.code(), Some(1), "{}", agent.diagnostics());
     assert_eq!(status.signal(), None);
     let log = install.agent_log();
-    for key in ["HTTPProxyURL", "EnableDNSResolutions", "HashesExcludedPaths"] {
+    for key in [
+        "HTTPProxyURL",
+        "EnableDNSResolutions",
+        "HashesExcludedPaths",
+    ] {
         assert!(
             log.contains(key),
             "{key} in agent.log\n{}",
