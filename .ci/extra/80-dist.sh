@@ -85,28 +85,13 @@ echo "identical: $(grep -cE 'linux-x86_64|_amd64\.deb|x86_64\.rpm' "$work/one/SH
 
 echo "--- the Windows agent.exe starts under Wine"
 # Debian's Wine 8 lacks ProcessPrng (bcryptprimitives.dll, Wine 8.13+), which Rust >= 1.78
-# binaries import: a shim DLL beside agent.exe provides it over RtlGenRandom.
+# binaries import: .ci/wine/runner.sh puts a shim DLL beside agent.exe that provides it.
 apt-get install -y -qq --no-install-recommends wine64 >/dev/null
-wine=$(command -v wine64 || echo /usr/lib/wine/wine64)
-[ -x "$wine" ] || { echo "missing prerequisite: wine64" >&2; exit 1; }
 win="$work/windows"
 mkdir -p "$win"
 python3 -m zipfile -e "$work/one/endpoint-agent-$version-windows-x86_64.zip" "$win"
-cat >"$win/shim.c" <<'EOF'
-#include <windows.h>
-BOOLEAN WINAPI SystemFunction036(PVOID buffer, ULONG length);
-__declspec(dllexport) BOOL WINAPI ProcessPrng(PBYTE data, SIZE_T len) {
-    while (len > 0) {
-        ULONG chunk = len > 0x7fffffff ? 0x7fffffff : (ULONG)len;
-        if (!SystemFunction036(data, chunk)) return FALSE;
-        data += chunk;
-        len -= chunk;
-    }
-    return TRUE;
-}
-EOF
-x86_64-w64-mingw32-gcc -shared -O2 -o "$win/bcryptprimitives.dll" "$win/shim.c" -ladvapi32
-winver=$(cd "$win" && WINEPREFIX="$work/wineprefix" WINEDEBUG=-all timeout 300 "$wine" agent.exe --version | tr -d '\r')
+winver=$(WINEPREFIX="$work/wineprefix" WINE_RUNNER_CACHE="$work/wineshim" \
+    .ci/wine/runner.sh "$win/agent.exe" --version | tr -d '\r')
 echo "agent.exe --version: $winver"
 case "$winver" in
     "v$version" | "v$version+"*) ;;
