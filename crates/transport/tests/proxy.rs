@@ -5,9 +5,16 @@ mod common;
 use std::time::Duration;
 
 use agent_config::Config;
-use agent_transport::{IntakeClient, IntakePost, MemorySource, TransportConfig, TransportError};
-use common::{config, event, seq_of, ship_until, Action, Intake, LogCapture, Tinyproxy};
+use agent_transport::{MemorySource, TransportConfig};
+use common::{config, event, seq_of, ship_until, Action, Intake, LogCapture};
+// The tinyproxy tests run on Unix only (below).
+#[cfg(unix)]
+use {
+    agent_transport::{IntakeClient, IntakePost, TransportError},
+    common::Tinyproxy,
+};
 
+#[cfg(unix)]
 const PASSWORD: &str = "s3cr3t-Pa55";
 
 // Unix only: tinyproxy is a Linux program, which a Windows test binary (under Wine) cannot
