@@ -856,6 +856,41 @@ mod tests {
         assert_eq!(gone.guid, second.guid);
     }
 
+    /// A short-lived process already gone when its exec is recorded costs one /proc lookup:
+    /// the lookups that follow within the window answer from the table (exited), and only
+    /// after it is /proc read again (where a new process may have taken the pid).
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn a_process_gone_at_its_exec_is_not_looked_up_again_within_the_window() {
+        let root = tempfile::tempdir().unwrap();
+        std::fs::write(root.path().join("stat"), "cpu  1 2 3 4\nbtime 1000\n").unwrap();
+        let mut t = ProcTable::with_proc_root("boot", Limits::default(), root.path());
+        let exec = t
+            .on_exec(ExecInfo {
+                pid: 4343,
+                ppid: 1,
+                args: vec!["true".into()],
+                time: Some(UNIX_EPOCH + std::time::Duration::from_secs(2000)),
+                ..ExecInfo::default()
+            })
+            .unwrap()
+            .clone();
+        assert!(exec.start_estimated && !exec.exited);
+        // A process appears under that pid: within the window the table does not look.
+        let d = root.path().join("4343");
+        std::fs::create_dir_all(&d).unwrap();
+        std::fs::write(d.join("stat"), stat_line(4343, 1, 777)).unwrap();
+        let got = t.get(4343).unwrap().clone();
+        assert!(got.exited, "known gone");
+        assert_eq!(got.guid, exec.guid);
+        // After the window, /proc is read again and the new process is seen.
+        let past = Instant::now().checked_sub(REVALIDATE_AFTER).unwrap();
+        t.procs.get_mut(&4343).unwrap().checked_at = Some(past);
+        let again = t.get(4343).unwrap();
+        assert_eq!(again.start_ticks, 777);
+        assert!(!again.exited);
+    }
+
     #[cfg(target_os = "linux")]
     #[test]
     fn a_parent_younger_than_its_child_is_a_reused_pid() {
