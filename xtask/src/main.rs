@@ -35,6 +35,9 @@ const PREREQUISITES: &[(&str, &str)] = &[
     ("nft", "nftables"),
     ("setpriv", "util-linux"),
     ("unshare", "util-linux"),
+    // The ring's I/O-fault tests make files immutable; the kernel tests serialize with flock.
+    ("chattr", "e2fsprogs"),
+    ("flock", "util-linux"),
 ];
 
 fn main() -> ExitCode {
