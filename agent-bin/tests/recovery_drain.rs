@@ -8,7 +8,8 @@
 //!   batch rather than the backlog (peak RSS while draining).
 //!
 //! The drain measurement is a benchmark too: `DRAIN_MB` sets the backlog (default 8 MB
-//! here; 100 for the full ring) and `TEST_AGENT_BIN` another agent binary to run
+//! here; 100 for the full ring), `DRAIN_WIDTH` the line length (default 500 bytes)
+//! and `TEST_AGENT_BIN` another agent binary to run
 //! instead of the test build (a release build, or an older agent for comparison), e.g.
 //! `DRAIN_MB=100 TEST_AGENT_BIN=target/release/agent cargo test -p endpoint-agent --test recovery_drain -- --nocapture drain`.
 
@@ -246,6 +247,13 @@ fn shipping_resumes_within_15_s_after_the_intake_comes_back() {
     let down = Instant::now();
     write_lines(&install.log_path(), 100..200, 100);
     std::thread::sleep(outage.saturating_sub(down.elapsed()));
+    let during = install.status();
+    assert!(
+        during["shipper"]["last_error"]
+            .as_str()
+            .is_some_and(|e| e.contains("cannot connect")),
+        "the outage shows in the status: {during:#}"
+    );
     intake.restart().unwrap();
     let back = Instant::now();
     assert!(
@@ -271,6 +279,15 @@ fn shipping_resumes_within_15_s_after_the_intake_comes_back() {
         agent.log()
     );
     assert_each_line_once(&intake, 200);
+    // `agent status` shows the outage's error only while it lasts (status.json is
+    // rewritten every 2 s).
+    assert!(
+        wait_for(Duration::from_secs(10), || install.status()["shipper"]
+            ["last_error"]
+            .is_null()),
+        "the last error is still shown after recovery: {:#}",
+        install.status()
+    );
     // The agent log is written by a background writer: give it a moment.
     assert!(
         wait_for(Duration::from_secs(10), || agent
@@ -327,7 +344,10 @@ fn a_backlog_drains_faster_with_requests_in_flight_in_bounded_memory() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(8);
-    let width = 200usize;
+    let width: usize = std::env::var("DRAIN_WIDTH")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(500);
     let lines = mb * 1_000_000 / width as u64;
     let bin = agent_bin();
     println!(
