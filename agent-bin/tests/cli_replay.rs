@@ -13,7 +13,10 @@ fn log(name: &str) -> String {
 #[test]
 fn replay_prints_the_events_and_the_accounting() {
     let out = Command::new(AGENT)
-        .args(["replay", &log("linux-audit/debian12-kernel6.18-scenarios.log")])
+        .args([
+            "replay",
+            &log("linux-audit/debian12-kernel6.18-scenarios.log"),
+        ])
         .output()
         .unwrap();
     assert!(out.status.success(), "{out:?}");

@@ -8,4 +8,3 @@ pub mod service;
 pub mod status;
 pub mod uninstall;
 pub mod update;
-
