@@ -434,11 +434,16 @@ fn a_middle_segment_that_cannot_be_deleted_does_not_stop_shipping() {
     // The intake is down: records pile up over several segments.
     intake.stop();
     write_lines(&setup.log_file, 0..3_000);
+    // At least: the agent's own warnings (the failing intake) are events in the ring too.
     wait(
         "3000 records pending",
         Duration::from_secs(30),
         &agent,
-        || setup.status().1["ring"]["records_pending"].as_u64() == Some(3_000),
+        || {
+            setup.status().1["ring"]["records_pending"]
+                .as_u64()
+                .is_some_and(|n| n >= 3_000)
+        },
     );
     let files = segments(&setup.state);
     assert!(files.len() >= 4, "{files:?}");
