@@ -18,7 +18,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-use agent_buffer::{Position, Ring, RingError, RingOptions, RingReader, RingWarning};
+use agent_buffer::{Position, Ring, RingError, RingOptions, RingReader, RingWarning, RingWriter};
 use common::{check, payload};
 
 fn opts(segment_size: u64, segments: u64) -> RingOptions {
@@ -305,6 +305,21 @@ fn a_segment_that_cannot_be_deleted_never_fails_ack_or_append() {
     assert!(!segment_file(dir.path(), middle).exists());
 }
 
+/// Opens the ring again after the previous handles were dropped. The directory lock is an
+/// `flock` on a file description: a process another test forks in that instant (chattr,
+/// mount) holds a copy of it until its exec, so a reopen may briefly see `Locked`.
+fn reopen(dir: &Path, options: RingOptions) -> (RingWriter, RingReader) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        match Ring::open(dir, options.clone()) {
+            Err(RingError::Locked(_)) if std::time::Instant::now() < deadline => {
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            result => return result.expect("reopen"),
+        }
+    }
+}
+
 /// Writes `count` records of 100 bytes over segments of 1 KiB (8 records each) and
 /// returns their positions.
 fn populate(dir: &Path, count: u64) -> Vec<Position> {
@@ -325,7 +340,7 @@ fn segments_emptied_or_deleted_while_stopped_are_counted_exactly_and_reported() 
     File::create(segment_file(dir.path(), 4)).expect("empty segment 4");
     let lost = in_segment(2) + in_segment(4);
 
-    let (_writer, mut reader) = Ring::open(dir.path(), opts(1024, 64)).expect("reopen");
+    let (_writer, mut reader) = reopen(dir.path(), opts(1024, 64));
     let (ids, _) = drain(&mut reader);
     assert_eq!(ids.len() as u64, 60 - lost);
     let stats = reader.stats();
@@ -369,7 +384,7 @@ fn a_damaged_region_counts_the_records_it_held_not_one() {
         *b = 0;
     }
     fs::write(&path, bytes).expect("write");
-    let (_writer, mut reader) = Ring::open(dir.path(), opts(1024, 64)).expect("reopen");
+    let (_writer, mut reader) = reopen(dir.path(), opts(1024, 64));
     let (ids, _) = drain(&mut reader);
     assert_eq!(ids, vec![(0, 0), (0, 1), (0, 5), (0, 6), (0, 7)]);
     assert_eq!(reader.stats().records_lost, 3);
@@ -383,7 +398,7 @@ fn a_stray_segment_with_a_huge_number_is_set_aside_and_never_wraps_the_numbering
     let stray = dir.path().join(format!("{}.seg", u64::MAX));
     fs::copy(segment_file(dir.path(), 1), &stray).expect("copy");
 
-    let (mut writer, mut reader) = Ring::open(dir.path(), opts(1024, 64)).expect("reopen");
+    let (mut writer, mut reader) = reopen(dir.path(), opts(1024, 64));
     let warnings = writer.take_warnings();
     assert!(
         warnings.iter().any(|w| matches!(
@@ -427,7 +442,7 @@ fn a_damaged_ack_resumes_from_its_backup_copy_with_a_warning() {
     }
     fs::write(dir.path().join("ack"), b"not an ack at all").expect("damage the ack");
 
-    let (_writer, mut reader) = Ring::open(dir.path(), opts()).expect("reopen");
+    let (_writer, mut reader) = reopen(dir.path(), opts());
     let warnings = reader.take_warnings();
     assert!(
         warnings.iter().any(|w| matches!(
