@@ -15,29 +15,7 @@ use agent_etw::record::{EtwRecord, Extra, Header, Prop};
 use agent_event::Timestamp;
 use serde_json::{json, Map, Value};
 
-fn sample(name: &str) -> Value {
-    let path = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../testdata/dialect-samples/endpoint-agent-events.jsonl"
-    );
-    let text = std::fs::read_to_string(path).expect("dialect samples in testdata");
-    text.lines()
-        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
-        .find(|v| v["sample"] == name)
-        .map(|v| v["message"].clone())
-        .unwrap_or_else(|| panic!("sample {name} not found"))
-}
-
-fn level_of(severity: &str) -> u8 {
-    match severity {
-        "LOG_ALWAYS" => 0,
-        "CRITICAL" => 1,
-        "ERROR" => 2,
-        "WARNING" => 3,
-        "INFO" => 4,
-        _ => 5,
-    }
-}
+use common::{level_of, sample};
 
 /// The record behind a sample: its properties (meta fields turned back into the header),
 /// plus `moved` (the properties the product carried in typed fields).

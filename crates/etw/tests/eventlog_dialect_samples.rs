@@ -8,32 +8,12 @@
 //! sample's `action.properties` exactly and every typed field of the sample with the same
 //! value, and nothing more (`agent.*` and `host.*` are the pipeline's).
 
+mod common;
+
 use agent_etw::eventlog::{map_xml, Mapped};
 use serde_json::Value;
 
-fn sample(name: &str) -> Value {
-    let path = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../testdata/dialect-samples/endpoint-agent-events.jsonl"
-    );
-    let text = std::fs::read_to_string(path).expect("dialect samples in testdata");
-    text.lines()
-        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
-        .find(|v| v["sample"] == name)
-        .map(|v| v["message"].clone())
-        .unwrap_or_else(|| panic!("sample {name} not found"))
-}
-
-fn level_of(severity: &str) -> u8 {
-    match severity {
-        "LOG_ALWAYS" => 0,
-        "CRITICAL" => 1,
-        "ERROR" => 2,
-        "WARNING" => 3,
-        "INFO" => 4,
-        _ => 5,
-    }
-}
+use common::{level_of, sample};
 
 /// XML text escaping, with `\r` as a character reference (as a writer of XML must, for
 /// it to survive a parser).

@@ -118,3 +118,29 @@ pub fn map_all(mapper: &mut Mapper, records: &[Value]) -> Vec<Value> {
         .map(|e| e.to_value().expect("event serializes"))
         .collect()
 }
+
+/// The `message` of the dialect sample named `name` (`testdata/dialect-samples`).
+pub fn sample(name: &str) -> Value {
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../testdata/dialect-samples/endpoint-agent-events.jsonl"
+    );
+    let text = std::fs::read_to_string(path).expect("dialect samples in testdata");
+    text.lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .find(|v| v["sample"] == name)
+        .map(|v| v["message"].clone())
+        .unwrap_or_else(|| panic!("sample {name} not found"))
+}
+
+/// The Windows event level of a dialect `Severity` name.
+pub fn level_of(severity: &str) -> u8 {
+    match severity {
+        "LOG_ALWAYS" => 0,
+        "CRITICAL" => 1,
+        "ERROR" => 2,
+        "WARNING" => 3,
+        "INFO" => 4,
+        _ => 5,
+    }
+}
