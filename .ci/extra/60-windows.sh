@@ -10,7 +10,11 @@ command -v x86_64-w64-mingw32-objdump >/dev/null || { echo "x86_64-w64-mingw32-o
 rustup target list --installed | grep -qx "$target" || rustup target add "$target"
 
 cargo clippy --locked --target "$target" -p agent-etw --all-targets -- -D warnings
-cargo build --locked --release --target "$target" -p endpoint-agent
+# Built the way the release package is (`cargo xtask dist`: same flags), so that 80-dist
+# finds this build done instead of linking a second fat-LTO agent.exe.
+out=$(mktemp -d)
+trap 'rm -rf "$out"' EXIT
+cargo xtask dist --target windows-x86_64 --out "$out"
 
 exe="${CARGO_TARGET_DIR:-target}/$target/release/agent.exe"
 [ "$(head -c 2 "$exe")" = "MZ" ] || { echo "$exe is not a PE executable" >&2; exit 1; }
