@@ -17,9 +17,13 @@
 //! # Bounds
 //!
 //! At most [`Limits::max_entries`] processes and about [`Limits::max_bytes`] of strings are
-//! kept; arguments are truncated to [`MAX_ARGS_BYTES`]. When over a bound, exited processes are
-//! evicted first, then the least recently used live ones, down to 7/8 of the bound (amortised
-//! O(log n) per insert).
+//! kept, of which at most [`Limits::max_exited`] exited ones; arguments are truncated to
+//! [`MAX_ARGS_BYTES`]. When over a bound, exited processes are evicted first (least recently
+//! used first), then the least recently used live ones, down to 7/8 of the bound (amortised
+//! O(log n) per insert). The separate bound on exited processes keeps an exec storm (every
+//! short-lived command leaves an exited entry) from filling the table, and the memory, up to
+//! the total bound: exited entries are only needed for the events still in flight and for the
+//! children that exec after their parent exited, seconds at most.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -140,6 +144,9 @@ pub struct Limits {
     pub max_entries: usize,
     /// Approximate maximum bytes of process data kept (at least 4 × [`MAX_ARGS_BYTES`]).
     pub max_bytes: usize,
+    /// Maximum number of exited processes kept (at least 16): at 1 000 execs a second the
+    /// default keeps the last four seconds of them.
+    pub max_exited: usize,
 }
 
 impl Default for Limits {
@@ -147,6 +154,7 @@ impl Default for Limits {
         Limits {
             max_entries: 16_384,
             max_bytes: 16 * 1024 * 1024,
+            max_exited: 4096,
         }
     }
 }
@@ -160,6 +168,8 @@ pub struct ProcTable {
     proc_root: PathBuf,
     limits: Limits,
     bytes: usize,
+    /// How many entries are marked exited.
+    exited: usize,
     clock: u64,
 }
 
@@ -180,6 +190,7 @@ impl ProcTable {
         let limits = Limits {
             max_entries: limits.max_entries.max(16),
             max_bytes: limits.max_bytes.max(4 * MAX_ARGS_BYTES),
+            max_exited: limits.max_exited.max(16),
         };
         ProcTable {
             procs: HashMap::new(),
@@ -188,6 +199,7 @@ impl ProcTable {
             proc_root,
             limits,
             bytes: 0,
+            exited: 0,
             clock: 0,
         }
     }
@@ -228,7 +240,10 @@ impl ProcTable {
             }
             if is_known_gone(p, now) {
                 // Not found in /proc a moment ago: gone, as a new read would say.
-                p.exited = true;
+                if !p.exited {
+                    p.exited = true;
+                    self.exited += 1;
+                }
                 return self.touch(pid);
             }
         }
@@ -248,7 +263,10 @@ impl ProcTable {
             }
             None => {
                 if let Some(p) = self.procs.get_mut(&pid) {
-                    p.exited = true;
+                    if !p.exited {
+                        p.exited = true;
+                        self.exited += 1;
+                    }
                     p.checked_at = Some(now);
                 }
             }
@@ -359,8 +377,16 @@ impl ProcTable {
     /// flight) and is the first to go when the table is full.
     pub fn on_exit(&mut self, pid: u32) {
         if let Some(p) = self.procs.get_mut(&pid) {
-            p.exited = true;
+            if !p.exited {
+                p.exited = true;
+                self.exited += 1;
+            }
         }
+    }
+
+    /// How many of the entries are exited processes.
+    pub fn exited_len(&self) -> usize {
+        self.exited
     }
 
     /// Inserts or replaces an entry, then enforces the limits.
@@ -368,12 +394,22 @@ impl ProcTable {
         self.clock += 1;
         info.last_used = self.clock;
         self.bytes += info.approx_bytes();
+        self.exited += usize::from(info.exited);
         if let Some(old) = self.procs.insert(info.pid, info) {
-            self.bytes = self.bytes.saturating_sub(old.approx_bytes());
+            self.forget(&old);
         }
-        if self.procs.len() > self.limits.max_entries || self.bytes > self.limits.max_bytes {
+        if self.procs.len() > self.limits.max_entries
+            || self.bytes > self.limits.max_bytes
+            || self.exited > self.limits.max_exited
+        {
             self.evict();
         }
+    }
+
+    /// Takes a removed or replaced entry out of the accounting.
+    fn forget(&mut self, old: &ProcessInfo) {
+        self.bytes = self.bytes.saturating_sub(old.approx_bytes());
+        self.exited -= usize::from(old.exited);
     }
 
     fn touch(&mut self, pid: u32) -> Option<&ProcessInfo> {
@@ -388,18 +424,22 @@ impl ProcTable {
     fn evict(&mut self) {
         let target_n = self.limits.max_entries / 8 * 7;
         let target_b = self.limits.max_bytes / 8 * 7;
+        let target_exited = self.limits.max_exited / 8 * 7;
         let mut order: Vec<(bool, u64, u32)> = self
             .procs
             .values()
             .map(|p| (!p.exited, p.last_used, p.pid))
             .collect();
         order.sort_unstable();
-        for (_, _, pid) in order {
-            if self.procs.len() <= target_n && self.bytes <= target_b {
+        // Exited entries come first in `order`, so that once the exited bound holds, the
+        // rest of the loop is about the total bounds alone.
+        for (live, _, pid) in order {
+            let over_exited = !live && self.exited > target_exited;
+            if !over_exited && self.procs.len() <= target_n && self.bytes <= target_b {
                 break;
             }
             if let Some(old) = self.procs.remove(&pid) {
-                self.bytes = self.bytes.saturating_sub(old.approx_bytes());
+                self.forget(&old);
             }
         }
     }
@@ -937,6 +977,7 @@ mod tests {
         let limits = Limits {
             max_entries: 64,
             max_bytes: 1 << 30,
+            max_exited: 64,
         };
         let mut t = ProcTable::with_proc_root("boot", limits, NO_PROC);
         let exec = |pid: u32| ExecInfo {
@@ -966,11 +1007,47 @@ mod tests {
         assert!(t.get_cached(1).is_none());
     }
 
+    /// An exec storm of short-lived processes (each exits) fills the table only up to the
+    /// exited bound: the live processes and the most recently exited ones stay.
+    #[test]
+    fn exited_processes_have_their_own_bound() {
+        let limits = Limits {
+            max_entries: 16_384,
+            max_bytes: 1 << 30,
+            max_exited: 64,
+        };
+        let mut t = ProcTable::with_proc_root("boot", limits, NO_PROC);
+        let exec = |pid: u32| ExecInfo {
+            pid,
+            ppid: 1,
+            args: vec![format!("p{pid}")],
+            ..ExecInfo::default()
+        };
+        for pid in 1..=32 {
+            t.on_exec(exec(pid));
+        }
+        for pid in 1000..11_000 {
+            t.on_exec(exec(pid));
+            t.on_exit(pid);
+            assert!(t.exited_len() <= 65, "{} exited at {pid}", t.exited_len());
+            assert!(t.len() <= 32 + 65);
+        }
+        for live in 1..=32 {
+            assert!(t.get_cached(live).is_some_and(|p| !p.exited), "live {live}");
+        }
+        // The last 7/8 of the bound exited most recently: still there for late children.
+        for pid in 11_000 - 56..11_000 {
+            assert!(t.get_cached(pid).is_some_and(|p| p.exited), "exited {pid}");
+        }
+        assert!(t.get_cached(1000).is_none());
+    }
+
     #[test]
     fn byte_budget_bounds_memory() {
         let limits = Limits {
             max_entries: 1 << 20,
             max_bytes: 4 * MAX_ARGS_BYTES,
+            max_exited: 1 << 20,
         };
         let mut t = ProcTable::with_proc_root("boot", limits, NO_PROC);
         for pid in 0..200 {
@@ -1012,13 +1089,14 @@ mod tests {
         #[test]
         fn table_model(
             max_entries in 16usize..40,
+            max_exited in 16usize..48,
             small_budget in proptest::bool::ANY,
             ops in proptest::collection::vec(op(), 1..200),
         ) {
             use proptest::prop_assert;
             use proptest::prop_assert_eq;
             let max_bytes = if small_budget { 4 * MAX_ARGS_BYTES } else { 1 << 30 };
-            let mut t = ProcTable::with_proc_root("boot", Limits { max_entries, max_bytes }, NO_PROC);
+            let mut t = ProcTable::with_proc_root("boot", Limits { max_entries, max_bytes, max_exited }, NO_PROC);
             t.boot_time = Some(0);
             for op in ops {
                 let before: HashMap<u32, bool> = t.procs.iter().map(|(p, i)| (*p, i.exited)).collect();
@@ -1058,6 +1136,12 @@ mod tests {
                 };
                 prop_assert!(t.len() <= max_entries);
                 prop_assert!(t.bytes <= max_bytes);
+                let exited = t.procs.values().filter(|p| p.exited).count();
+                prop_assert_eq!(exited, t.exited_len());
+                if own.is_some() {
+                    // Inserts enforce the bound; exits and lookups only mark.
+                    prop_assert!(exited <= max_exited);
+                }
                 let sum: usize = t.procs.values().map(ProcessInfo::approx_bytes).sum();
                 prop_assert_eq!(sum, t.bytes);
                 for p in t.procs.values() {
