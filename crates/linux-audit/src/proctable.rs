@@ -51,8 +51,30 @@ pub const MAX_ARGS_BYTES: usize = 64 * 1024;
 
 /// The stable identity of a process instance; see the module documentation.
 pub fn process_guid(boot_id: &str, pid: u32, start_ticks: u64) -> Uuid {
-    let name = format!("{boot_id}:{pid}:{start_ticks}");
-    Uuid::new_v5(&PROCESS_GUID_NAMESPACE, name.as_bytes())
+    // `"{boot_id}:{pid}:{start_ticks}"`, written without the formatting machinery (this
+    // runs once or twice per exec).
+    let mut name = Vec::with_capacity(boot_id.len() + 32);
+    name.extend_from_slice(boot_id.as_bytes());
+    name.push(b':');
+    push_decimal(&mut name, u64::from(pid));
+    name.push(b':');
+    push_decimal(&mut name, start_ticks);
+    Uuid::new_v5(&PROCESS_GUID_NAMESPACE, &name)
+}
+
+/// Appends `n` in decimal, as `to_string` writes it.
+fn push_decimal(out: &mut Vec<u8>, mut n: u64) {
+    let mut digits = [0u8; 20];
+    let mut i = digits.len();
+    loop {
+        i -= 1;
+        digits[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    out.extend_from_slice(&digits[i..]);
 }
 
 /// What the table knows about one process.
@@ -422,22 +444,47 @@ impl ProcTable {
 
     /// Evicts exited entries first, then the least recently used, down to 7/8 of the limits.
     fn evict(&mut self) {
+        if self.exited > self.limits.max_exited {
+            self.evict_exited(self.limits.max_exited / 8 * 7);
+        }
+        if self.procs.len() <= self.limits.max_entries && self.bytes <= self.limits.max_bytes {
+            return;
+        }
         let target_n = self.limits.max_entries / 8 * 7;
         let target_b = self.limits.max_bytes / 8 * 7;
-        let target_exited = self.limits.max_exited / 8 * 7;
         let mut order: Vec<(bool, u64, u32)> = self
             .procs
             .values()
             .map(|p| (!p.exited, p.last_used, p.pid))
             .collect();
         order.sort_unstable();
-        // Exited entries come first in `order`, so that once the exited bound holds, the
-        // rest of the loop is about the total bounds alone.
-        for (live, _, pid) in order {
-            let over_exited = !live && self.exited > target_exited;
-            if !over_exited && self.procs.len() <= target_n && self.bytes <= target_b {
+        for (_, _, pid) in order {
+            if self.procs.len() <= target_n && self.bytes <= target_b {
                 break;
             }
+            if let Some(old) = self.procs.remove(&pid) {
+                self.forget(&old);
+            }
+        }
+    }
+
+    /// Evicts the least recently used exited entries down to `target` of them. A selection,
+    /// not a sort: this runs every `max_exited / 8` execs of a storm.
+    fn evict_exited(&mut self, target: usize) {
+        let Some(n) = self.exited.checked_sub(target).filter(|&n| n > 0) else {
+            return;
+        };
+        let mut gone: Vec<(u64, u32)> = self
+            .procs
+            .values()
+            .filter(|p| p.exited)
+            .map(|p| (p.last_used, p.pid))
+            .collect();
+        if n < gone.len() {
+            gone.select_nth_unstable(n);
+            gone.truncate(n);
+        }
+        for (_, pid) in gone {
             if let Some(old) = self.procs.remove(&pid) {
                 self.forget(&old);
             }
@@ -669,6 +716,17 @@ mod tests {
         assert_eq!(process_guid("b", 1, 2).get_version_num(), 5);
         assert_ne!(process_guid("b", 1, 2), process_guid("b", 1, 3));
         assert_ne!(process_guid("b", 1, 2), process_guid("c", 1, 2));
+    }
+
+    #[test]
+    fn guid_names_are_written_as_formatted() {
+        for (pid, start) in [(0, 0), (1, 9), (4_194_304, 10), (u32::MAX, u64::MAX)] {
+            let name = format!("boot:{pid}:{start}");
+            assert_eq!(
+                process_guid("boot", pid, start),
+                Uuid::new_v5(&PROCESS_GUID_NAMESPACE, name.as_bytes())
+            );
+        }
     }
 
     #[test]
