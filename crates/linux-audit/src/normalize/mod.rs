@@ -144,7 +144,23 @@ pub struct Normalizer {
     inode_paths: HashMap<(String, u64), String>,
     /// pid → (fd, transport) of the inet sockets it created, newest last.
     sockets: HashMap<u32, Vec<(u64, &'static str)>>,
+    /// The last `user.*` built by [`Normalizer::users`], see [`UsersMemo`].
+    users_memo: Option<UsersMemo>,
 }
+
+/// `user.*` for one combination of (login or real uid, gid, euid, egid), reused for
+/// [`USERS_MEMO_FOR`]: consecutive events are mostly of the same users, and building the
+/// value anew (four numbers formatted, four name lookups) was a few percent of an exec's
+/// cost. Names may thereby change up to that much later than the name caches say.
+#[derive(Debug)]
+struct UsersMemo {
+    ids: [Option<u32>; 4],
+    user: User,
+    at: std::time::Instant,
+}
+
+/// How long a [`UsersMemo`] is reused.
+const USERS_MEMO_FOR: std::time::Duration = std::time::Duration::from_secs(1);
 
 impl Normalizer {
     /// A live normalizer over a process table (see [`ProcTable::new`]): user names come from
@@ -158,6 +174,7 @@ impl Normalizer {
             live: true,
             inode_paths: HashMap::new(),
             sockets: HashMap::new(),
+            users_memo: None,
         }
     }
 
@@ -331,20 +348,34 @@ impl Normalizer {
     /// `process.*` and `sekoiaio.process.*` of the acting process from the table, with
     /// the executable of the `SYSCALL` record.
     fn acting_process(&mut self, sc: &AuditRecord, pid: u32, e: &mut Event) {
+        self.acting_process_with(sc, pid, e, true);
+    }
+
+    /// [`Self::acting_process`]; without `from_table` the image fields (executable, name,
+    /// arguments, command line, directory, the deleted-executable tag) are left to the
+    /// caller, which sets them from its own records (an exec: the copies made here were
+    /// thrown away, seven allocations per exec).
+    fn acting_process_with(&mut self, sc: &AuditRecord, pid: u32, e: &mut Event, from_table: bool) {
         let mut p = Process {
             pid: Some(pid),
-            executable: sc.get("exe").map(Cow::into_owned).unwrap_or_default(),
             ..Process::default()
         };
+        if from_table {
+            p.executable = sc.get("exe").map(Cow::into_owned).unwrap_or_default();
+        }
         if let Some(info) = self.procs.get(pid) {
-            fill_from_info(&mut p, info);
+            if from_table {
+                fill_from_info(&mut p, info);
+            }
             e.sekoiaio.process.guid = info.guid.to_string();
         }
-        if strip_deleted(&mut p.executable) {
-            e.tags.push(TAG_EXECUTABLE_DELETED.to_owned());
-        }
-        if p.name.is_empty() {
-            p.name = base_name(&p.executable).to_owned();
+        if from_table {
+            if strip_deleted(&mut p.executable) {
+                e.tags.push(TAG_EXECUTABLE_DELETED.to_owned());
+            }
+            if p.name.is_empty() {
+                p.name = base_name(&p.executable).to_owned();
+            }
         }
         if let Some(parent) = self.procs.parent(pid) {
             e.sekoiaio.process.parent_guid = parent.guid.to_string();
@@ -369,19 +400,22 @@ impl Normalizer {
             .and_then(|p| u32::try_from(p).ok())
             .unwrap_or(0);
         let id = |k: &str| sc.get_id(k).flatten();
+        let cwd = ev.cwd();
         self.procs.on_exec(ExecInfo {
             pid,
             ppid,
             exe: exe.clone(),
             args: args.clone(),
-            cwd: ev.cwd(),
+            cwd: cwd.clone(),
             uid: id("uid"),
             euid: id("euid"),
             auid: id("auid"),
             time: Some(ev.timestamp.to_system_time()),
         });
         let mut e = Event::process_created(ts, Process::default());
-        self.acting_process(sc, pid, &mut e);
+        // Executable, name, arguments, command line and directory are set below from the
+        // event's own records.
+        self.acting_process_with(sc, pid, &mut e, false);
         // The event's own view wins over the table's (which may have truncated args).
         e.process.executable = exe.unwrap_or_default();
         if strip_deleted(&mut e.process.executable)
@@ -397,7 +431,7 @@ impl Normalizer {
         );
         e.process.command_line = args.join(" ");
         e.process.args = args;
-        if let Some(cwd) = ev.cwd() {
+        if let Some(cwd) = cwd {
             e.process.working_directory = cwd;
         }
         Normalized::Ready(e)
@@ -753,13 +787,26 @@ impl Normalizer {
     fn users(&mut self, r: &AuditRecord) -> User {
         let id = |k: &str| r.get_id(k).flatten();
         let login = id("auid").or_else(|| id("uid"));
+        let ids = [login, id("gid"), id("euid"), id("egid")];
+        let now = std::time::Instant::now();
+        if let Some(m) = &self.users_memo {
+            if m.ids == ids && now.saturating_duration_since(m.at) < USERS_MEMO_FOR {
+                return m.user.clone();
+            }
+        }
+        let [login, gid, euid, egid] = ids;
         let mut user = match login {
-            Some(uid) => self.user(uid, id("gid")),
+            Some(uid) => self.user(uid, gid),
             None => User::default(),
         };
-        if let Some(euid) = id("euid") {
-            user.effective = Some(Box::new(self.user(euid, id("egid"))));
+        if let Some(euid) = euid {
+            user.effective = Some(Box::new(self.user(euid, egid)));
         }
+        self.users_memo = Some(UsersMemo {
+            ids,
+            user: user.clone(),
+            at: now,
+        });
         user
     }
 
