@@ -367,7 +367,7 @@ impl Normalizer {
             if from_table {
                 fill_from_info(&mut p, info);
             }
-            e.sekoiaio.process.guid = info.guid.to_string();
+            e.sekoiaio.process.guid = guid_text(info.guid);
         }
         if from_table {
             if strip_deleted(&mut p.executable) {
@@ -378,7 +378,7 @@ impl Normalizer {
             }
         }
         if let Some(parent) = self.procs.parent(pid) {
-            e.sekoiaio.process.parent_guid = parent.guid.to_string();
+            e.sekoiaio.process.parent_guid = guid_text(parent.guid);
             p.parent = Some(Box::new(parent_process(parent)));
         } else if let Some(ppid) = sc.get_u64("ppid").and_then(|p| u32::try_from(p).ok()) {
             p.parent = Some(Box::new(Process {
@@ -1041,6 +1041,14 @@ fn is_record_event(t: u16) -> bool {
 
 fn strings(s: &[&str]) -> Strings {
     Strings::from(s.iter().map(|&x| x.to_owned()).collect::<Vec<_>>())
+}
+
+/// A guid as `to_string` writes it (hyphenated, lowercase), encoded into a stack buffer
+/// rather than through the formatting machinery: twice per event.
+fn guid_text(guid: uuid::Uuid) -> String {
+    guid.hyphenated()
+        .encode_lower(&mut uuid::Uuid::encode_buffer())
+        .to_owned()
 }
 
 fn ip_endpoint(ip: IpAddr, port: u16) -> Endpoint {

@@ -268,3 +268,14 @@ fn old_kernels_objtype_is_read_like_nametype() {
     assert_eq!(e.file.ext.original.path, "/etc/passwd+");
     assert_eq!(e.action.properties["replaced_inode"], "6");
 }
+
+#[test]
+fn guids_are_written_as_to_string_writes_them() {
+    for g in [
+        uuid::Uuid::nil(),
+        crate::proctable::process_guid("b", 1, 2),
+        uuid::Uuid::from_u128(u128::MAX),
+    ] {
+        assert_eq!(guid_text(g), g.to_string());
+    }
+}
