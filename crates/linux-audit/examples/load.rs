@@ -105,7 +105,15 @@ mod linux {
         let secs: u64 = args.get(2).and_then(|a| a.parse().ok()).unwrap_or(60);
 
         let (tx, rx) = agent_pipeline::Sink::channel("audit", 4096, agent_pipeline::Overflow::Drop);
-        let collector = Collector::start(CollectorConfig::default(), tx)?;
+        let mut cfg = CollectorConfig::default();
+        // For memory experiments: the process table's bound on exited processes.
+        if let Some(n) = std::env::var("LOAD_MAX_EXITED")
+            .ok()
+            .and_then(|v| v.parse().ok())
+        {
+            cfg.proc_limits.max_exited = n;
+        }
+        let collector = Collector::start(cfg, tx)?;
         for s in collector.skipped_rules() {
             eprintln!("skipped rule line {}: {} ({})", s.line, s.text, s.reason);
         }
