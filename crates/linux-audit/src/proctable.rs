@@ -431,7 +431,7 @@ impl ProcTable {
     /// Takes a removed or replaced entry out of the accounting.
     fn forget(&mut self, old: &ProcessInfo) {
         self.bytes = self.bytes.saturating_sub(old.approx_bytes());
-        self.exited -= usize::from(old.exited);
+        self.exited = self.exited.saturating_sub(usize::from(old.exited));
     }
 
     fn touch(&mut self, pid: u32) -> Option<&ProcessInfo> {
