@@ -21,6 +21,8 @@ pub struct Install {
     pub state: PathBuf,
     pub logs: PathBuf,
     pub watched: PathBuf,
+    /// Audit rule file for `ENDPOINT_AGENT_AUDIT_RULES`; `None`: no audit collector.
+    pub audit_rules: Option<PathBuf>,
 }
 
 impl Install {
@@ -32,6 +34,14 @@ impl Install {
     /// Like [`Install::new`], with the agent sent to `intake_url` (a relay in front of
     /// the intake).
     pub fn with_intake_url(intake_url: &str) -> Install {
+        Self::with_audit(intake_url, None)
+    }
+
+    /// Like [`Install::with_intake_url`]; with `audit_rule` (one rule in auditctl syntax)
+    /// the audit collector runs too, with that rule instead of the default set. Only one
+    /// process may own the kernel audit stream: such a test holds the kernel audit test
+    /// lock and restores the kernel's audit state itself.
+    pub fn with_audit(intake_url: &str, audit_rule: Option<&str>) -> Install {
         let dir = tempfile::tempdir().unwrap();
         let root = dir.path();
         let (config, state, logs, watched) = (
@@ -45,21 +55,33 @@ impl Install {
         }
         // Exists before the very first start (which starts existing files at their end).
         std::fs::write(watched.join("app.log"), b"").unwrap();
+        // The default roles start the audit collector; this one does not.
+        let roles = if audit_rule.is_some() {
+            ""
+        } else {
+            "roles: [compliance-collector]\n"
+        };
         std::fs::write(
             &config,
             format!(
-                "IntakeKey: {AGENT_KEY}\nIntakeURL: {}\nAutoUpdate: false\nroles: [compliance-collector]\nlogfiles:\n  - filepath: {}/*.log\n    intakekey: {LINES_KEY}\n",
+                "IntakeKey: {AGENT_KEY}\nIntakeURL: {}\nAutoUpdate: false\n{roles}logfiles:\n  - filepath: {}/*.log\n    intakekey: {LINES_KEY}\n",
                 intake_url,
                 watched.display()
             ),
         )
         .unwrap();
+        let audit_rules = audit_rule.map(|rule| {
+            let path = root.join("audit.rules");
+            std::fs::write(&path, format!("{rule}\n")).unwrap();
+            path
+        });
         Install {
             dir,
             config,
             state,
             logs,
             watched,
+            audit_rules,
         }
     }
 
@@ -98,10 +120,14 @@ impl Install {
             .arg(intake.ca_file())
             .env("ENDPOINT_AGENT_BATCH_DELAY_MS", "100")
             .env("ENDPOINT_AGENT_BACKOFF_MAX_MS", "1000")
+            .env_remove("ENDPOINT_AGENT_AUDIT_RULES")
             .stdin(Stdio::null())
             .stdout(std::fs::File::create(&out).unwrap())
             .stderr(std::fs::File::create(out.with_extension("err")).unwrap());
         self.env(&mut cmd);
+        if let Some(rules) = &self.audit_rules {
+            cmd.env("ENDPOINT_AGENT_AUDIT_RULES", rules);
+        }
         Agent {
             child: cmd.spawn().expect("spawn the agent binary"),
             out,

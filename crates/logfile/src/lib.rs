@@ -6,9 +6,13 @@
 //! Lines longer than [`Options::max_line_len`] are cut into pieces.
 //!
 //! Exactly-once across restarts: a checkpoint per file (device, inode, blake3 of the first
-//! ≤ 1 KiB, offset past the last accepted line) is written atomically, and only ever covers
-//! lines the sink accepted. After a crash the lines accepted since the last checkpoint are
-//! delivered again: at most [`Options::duplicate_bound`] lines per crash, never lost ones.
+//! ≤ 1 KiB, offset past the last accepted line) is written atomically and durably, and
+//! only ever covers lines the sink accepted; between two such writes, every accepted
+//! delivery appends the file's new position to a journal (one `write(2)`, no fsync).
+//! After the process is killed, only the delivery it died in may be delivered again: at
+//! most [`Options::duplicate_bound`] lines per crash, never lost ones. After a power loss
+//! the journal is not trusted and the lines accepted since the last durable checkpoint
+//! come again ([`Options::power_loss_duplicate_bound`]).
 //!
 //! Rotation: a file renamed away or deleted is read to its end (until it stopped growing
 //! for [`Options::rotated_grace`]) while the new file at the path is read from 0; a file

@@ -29,6 +29,13 @@ enum Op {
     /// Clean stop, logrotate `create` while the tailer is not running (the file goes to
     /// a name the pattern misses), start again: the old file's unread lines come first.
     RenameWhileStopped,
+    /// The process dies between two deliveries (SIGKILL): no checkpoint is written, the
+    /// journal stays as it is. The invariant checked: the checkpoint plus its journal say
+    /// exactly what the sink holds, so after the restart nothing comes twice and nothing
+    /// is missing.
+    Crash,
+    /// Like `RenameWhileStopped`, but the stop is a crash.
+    RenameAfterCrash,
 }
 
 fn op() -> impl Strategy<Value = Op> {
@@ -40,6 +47,8 @@ fn op() -> impl Strategy<Value = Op> {
         1 => Just(Op::CopyTruncate),
         1 => Just(Op::Restart),
         1 => Just(Op::RenameWhileStopped),
+        2 => Just(Op::Crash),
+        1 => Just(Op::RenameAfterCrash),
     ]
 }
 
@@ -112,7 +121,11 @@ proptest! {
     #![proptest_config(ProptestConfig { cases: 48, ..ProptestConfig::default() })]
 
     #[test]
-    fn delivered_lines_equal_the_model(ops in prop::collection::vec(op(), 1..40)) {
+    fn delivered_lines_equal_the_model(
+        ops in prop::collection::vec(op(), 1..40),
+        // Rare durable checkpoints: positions then live in the journal across crashes.
+        rare_checkpoints in any::<bool>(),
+    ) {
         let dir = tempfile::tempdir().unwrap();
         let state = tempfile::tempdir().unwrap();
         let log: PathBuf = dir.path().join("a.log");
@@ -125,7 +138,8 @@ proptest! {
             start_at_end: false,
             max_line_len: MAX,
             max_batch_lines: 2,
-            checkpoint_max_lines: 3,
+            checkpoint_max_lines: if rare_checkpoints { 1_000 } else { 3 },
+            checkpoint_interval: std::time::Duration::from_secs(3600),
             rotated_grace: std::time::Duration::ZERO,
             ..Options::default()
         };
@@ -172,6 +186,20 @@ proptest! {
                 Op::RenameWhileStopped => {
                     run.rescan(false);
                     run.save().unwrap();
+                    drop(run);
+                    rotations += 1;
+                    fs::rename(&log, dir.path().join(format!("a.log.{rotations}"))).unwrap();
+                    append(&log, b"");
+                    finished(&content, &mut expected);
+                    content.clear();
+                    run = Run::start(&specs, &options, &stats, state.path()).unwrap();
+                }
+                Op::Crash => {
+                    drop(run);
+                    run = Run::start(&specs, &options, &stats, state.path()).unwrap();
+                }
+                Op::RenameAfterCrash => {
+                    run.rescan(false);
                     drop(run);
                     rotations += 1;
                     fs::rename(&log, dir.path().join(format!("a.log.{rotations}"))).unwrap();

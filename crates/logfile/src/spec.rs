@@ -31,9 +31,11 @@ pub struct Options {
     pub poll_interval: Duration,
     /// At most this many lines are passed to one [`crate::LineSink::deliver`] call.
     pub max_batch_lines: usize,
-    /// A checkpoint is written once this many lines were accepted since the last one.
+    /// A checkpoint is written (durably) once this many lines were accepted since the
+    /// last one. In between, each accepted delivery is journalled (see
+    /// [`Options::duplicate_bound`]).
     pub checkpoint_max_lines: u64,
-    /// A checkpoint is written at least this often while anything changed.
+    /// A checkpoint is written (durably) at least this often while anything changed.
     pub checkpoint_interval: Duration,
     /// A file whose path no longer leads to it (renamed away or deleted) is kept open
     /// until it has not grown for this long, then its last partial line is flushed.
@@ -49,9 +51,10 @@ impl Default for Options {
             poll_interval: Duration::from_secs(1),
             max_batch_lines: 1024,
             checkpoint_max_lines: 50_000,
-            // What a crash repeats is what was accepted since the last write: at 200 ms
-            // that is a fifth of a second of lines, for at most 5 small writes a second
-            // while lines flow (none when idle).
+            // Durable (fsynced) writes: what a power loss repeats is what was accepted
+            // since the last one, a fifth of a second of lines, for at most 5 small
+            // writes a second while lines flow (none when idle). A crash of the process
+            // repeats less: the journal carries positions forward after each delivery.
             checkpoint_interval: Duration::from_millis(200),
             rotated_grace: Duration::from_secs(2),
         }
@@ -59,10 +62,20 @@ impl Default for Options {
 }
 
 impl Options {
-    /// Upper bound on lines delivered again after a crash (SIGKILL, power loss with the
-    /// sink's data durable): everything accepted since the last checkpoint write, which
-    /// is fewer than `checkpoint_max_lines + max_batch_lines` lines.
+    /// Upper bound on lines delivered again after the process is killed (SIGKILL, a
+    /// crash): the delivery it died in or right after, whose lines the sink may hold
+    /// while the journal does not record them yet; at most `max_batch_lines` lines.
+    /// Every accepted delivery is journalled with one `write(2)` (no fsync), and the
+    /// journal survives the process in the page cache.
     pub fn duplicate_bound(&self) -> u64 {
+        self.max_batch_lines as u64
+    }
+
+    /// Upper bound on lines delivered again after a power loss or reboot (with the
+    /// sink's data durable): the journal is not trusted across boots, so everything
+    /// accepted since the last durable checkpoint write, fewer than
+    /// `checkpoint_max_lines + max_batch_lines` lines (or `checkpoint_interval` of them).
+    pub fn power_loss_duplicate_bound(&self) -> u64 {
         self.checkpoint_max_lines + self.max_batch_lines as u64 - 1
     }
 

@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::checkpoint::{Saved, Store};
+use crate::checkpoint::{Journal, Saved, Store};
 use crate::discover::{expand, Match};
 use crate::identity::{current_path, read_at, FileKey, Head, HEAD_MAX};
 use crate::lines::next_piece;
@@ -211,7 +211,7 @@ impl<'a> Run<'a> {
             path: state_dir.to_owned(),
             source,
         })?;
-        let store = Store::new(state_dir);
+        let mut store = Store::new(state_dir);
         let loaded = store.load()?;
         let mut run = Run {
             specs,
@@ -278,6 +278,7 @@ impl<'a> Run<'a> {
                     self.stats,
                     &mut self.scratch,
                     &mut self.unsaved_lines,
+                    self.store.journal(),
                     sink,
                 )?;
                 busy |= step.progressed;
@@ -491,6 +492,11 @@ impl<'a> Run<'a> {
             None => 0,
         };
         tracing::debug!(path = %path.display(), offset, "following log file");
+        // Journalled at once: should the process die before the next checkpoint and the
+        // file be rotated away meanwhile, the restart still knows to look for it.
+        self.store
+            .journal()
+            .record(key, &head, offset, path, &intake_key);
         self.tracked.insert(
             key,
             Tracked {
@@ -531,13 +537,15 @@ impl<'a> Run<'a> {
     }
 }
 
-/// Reads what is new in one file and delivers its complete lines.
+/// Reads what is new in one file and delivers its complete lines; after each accepted
+/// delivery the file's new position goes to the checkpoint journal.
 fn service<S: LineSink>(
     t: &mut Tracked,
     options: &Options,
     stats: &Stats,
     scratch: &mut Vec<u8>,
     unsaved: &mut u64,
+    journal: &mut Journal,
     sink: &mut S,
 ) -> Result<Step, Error> {
     let mut step = Step::default();
@@ -557,9 +565,11 @@ fn service<S: LineSink>(
         // unfinished line goes out as it is, and the new content is read from 0.
         tracing::debug!(path = %t.path.display(), "log file truncated; reading from its beginning");
         let pending = std::mem::take(&mut t.pending);
-        deliver_rest(t, &pending, stats, unsaved, sink)?;
+        deliver_rest(t, &pending, stats, unsaved, journal, sink)?;
         t.offset = 0;
         t.head = Head::of_bytes(&[]);
+        // Else a crash now would resume the new content at the old offset.
+        journal.record(t.key, &t.head, t.offset, &t.path, &t.intake_key);
         bump(&stats.truncations, 1);
     }
     if t.head.len < HEAD_MAX && size > t.head.len {
@@ -632,6 +642,7 @@ fn service<S: LineSink>(
                 // scratch starts with the old pending bytes, which start at `base`.
                 t.offset = base + pos as u64;
                 batch.clear();
+                journal.record(t.key, &t.head, t.offset, &t.path, &t.intake_key);
                 if *unsaved >= options.checkpoint_max_lines {
                     due = true;
                     break;
@@ -657,7 +668,7 @@ fn service<S: LineSink>(
         if let Some(since) = t.gone_since {
             if since.elapsed() >= options.rotated_grace {
                 let pending = std::mem::take(&mut t.pending);
-                deliver_rest(t, &pending, stats, unsaved, sink)?;
+                deliver_rest(t, &pending, stats, unsaved, journal, sink)?;
                 step.close = true;
             }
         }
@@ -683,6 +694,7 @@ fn deliver_rest<S: LineSink>(
     rest: &[u8],
     stats: &Stats,
     unsaved: &mut u64,
+    journal: &mut Journal,
     sink: &mut S,
 ) -> Result<(), Error> {
     if rest.is_empty() {
@@ -700,6 +712,7 @@ fn deliver_rest<S: LineSink>(
     bump(&stats.bytes, rest.len() as u64);
     *unsaved += 1;
     t.offset += rest.len() as u64;
+    journal.record(t.key, &t.head, t.offset, &t.path, &t.intake_key);
     Ok(())
 }
 
