@@ -85,6 +85,19 @@ fn authorization(proxy: &ProxyUrl) -> Option<String> {
 /// Hand-written rather than hyper-util's `Tunnel`: that one reports every refusal but 407
 /// as "unsuccessful", without the status; the operator needs "403: the proxy does not
 /// allow this destination" or "401: wrong password" (tinyproxy answers 401, not 407).
+///
+/// Checked again against hyper-util 0.1.21 (`client::legacy::connect::proxy::tunnel`):
+/// its handshake returns `Ok` for 200, `ProxyAuthRequired` for 407 and
+/// `TunnelUnsuccessful` (no status, no reason phrase) for everything else, so tinyproxy's
+/// 401 to a wrong password could not be told from a 403 or a 502. The proxy tests assert
+/// exactly that distinction (`TransportError::Proxy { status: 401 | 407 }` and "rejected
+/// the configured user and password"), so swapping would lose behaviour. Its other parts
+/// are no gain here either: it is a tower `Service` around a connector, while the client
+/// connects the TCP stream itself under its own connect timeout and hands the stream to
+/// this function, and it needs hyper-util's `client-legacy` feature, not enabled today.
+/// The request it sends is the same as ours (`CONNECT host:port`, `Host`, an optional
+/// `Proxy-Authorization`); it reads at most 8 KiB of answer head, we allow 16 KiB.
+/// What hyper-util does well and is used: the `NO_PROXY` rules ([`no_proxy_exempts`]).
 pub async fn connect_tunnel<S>(
     stream: &mut S,
     proxy: &ProxyUrl,
