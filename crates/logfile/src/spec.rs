@@ -51,11 +51,12 @@ impl Default for Options {
             poll_interval: Duration::from_secs(1),
             max_batch_lines: 1024,
             checkpoint_max_lines: 50_000,
-            // Durable (fsynced) writes: what a power loss repeats is what was accepted
-            // since the last one, a fifth of a second of lines, for at most 5 small
-            // writes a second while lines flow (none when idle). A crash of the process
-            // repeats less: the journal carries positions forward after each delivery.
-            checkpoint_interval: Duration::from_millis(200),
+            // Durable writes (file and directory fsync): what a power loss repeats is what
+            // was accepted since the last one, at most a second of lines. A crash of the
+            // process repeats far less (the journal carries positions forward after each
+            // delivery), so this interval only trades power-loss duplicates against fsyncs:
+            // at 200 ms they were 7 % of the agent's CPU at 1 000 lines/s (docs/bench).
+            checkpoint_interval: Duration::from_secs(1),
             rotated_grace: Duration::from_secs(2),
         }
     }
