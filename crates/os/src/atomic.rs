@@ -91,6 +91,32 @@ pub fn replace_file_with<F>(path: &Path, mode: u32, write: F) -> Result<(), Repl
 where
     F: FnOnce(&mut File) -> io::Result<()>,
 {
+    replace(path, mode, Durability::Synced, write)
+}
+
+/// Like [`replace_file`], atomic against the death of the process (readers see the old or
+/// the new content, never a mix) but without any `fsync`: after a power loss the file may
+/// hold its old content, the new one or, on some file systems, nothing. For files that are
+/// rewritten every few seconds and matter only while the process runs (the status file),
+/// where two disk flushes per write would cost more than the file is worth.
+pub fn replace_file_unsynced(path: &Path, contents: &[u8], mode: u32) -> Result<(), ReplaceError> {
+    replace(path, mode, Durability::Unsynced, |file| {
+        file.write_all(contents)
+    })
+}
+
+/// Whether a replacement is flushed to stable storage.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Durability {
+    Synced,
+    Unsynced,
+}
+
+fn replace<F>(path: &Path, mode: u32, durability: Durability, write: F) -> Result<(), ReplaceError>
+where
+    F: FnOnce(&mut File) -> io::Result<()>,
+{
+    let synced = durability == Durability::Synced;
     let fail = |step| {
         let path = path.to_path_buf();
         move |source| ReplaceError { path, step, source }
@@ -99,7 +125,13 @@ where
     let written = set_mode(&file, mode)
         .map_err(fail(ReplaceStep::SetPermissions))
         .and_then(|()| write(&mut file).map_err(fail(ReplaceStep::Write)))
-        .and_then(|()| file.sync_all().map_err(fail(ReplaceStep::SyncFile)));
+        .and_then(|()| {
+            if synced {
+                file.sync_all().map_err(fail(ReplaceStep::SyncFile))
+            } else {
+                Ok(())
+            }
+        });
     drop(file);
     if let Err(e) =
         written.and_then(|()| rename_over(&tmp, path).map_err(fail(ReplaceStep::Rename)))
@@ -108,7 +140,10 @@ where
         let _ = fs::remove_file(&tmp);
         return Err(e);
     }
-    sync_dir(parent_dir(path)).map_err(fail(ReplaceStep::SyncDir))
+    if synced {
+        sync_dir(parent_dir(path)).map_err(fail(ReplaceStep::SyncDir))?;
+    }
+    Ok(())
 }
 
 /// Makes creations, renames and deletions of entries of `dir` durable (`fsync` of the
@@ -287,6 +322,24 @@ mod tests {
         replace_file(&path, b"", 0o644).unwrap();
         assert_eq!(fs::read(&path).unwrap(), b"");
         assert_eq!(names(dir.path()), vec!["state"]);
+    }
+
+    #[test]
+    fn unsynced_replacement_is_atomic_with_exact_mode() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("status.json");
+        replace_file_unsynced(&path, b"{\"a\":1}", 0o644).unwrap();
+        replace_file_unsynced(&path, b"{\"a\":2, \"b\":3}", 0o644).unwrap();
+        assert_eq!(fs::read(&path).unwrap(), b"{\"a\":2, \"b\":3}");
+        assert_eq!(names(dir.path()), vec!["status.json"]);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+            assert_eq!(mode, 0o644);
+        }
+        let err = replace_file_unsynced(&dir.path().join("missing/x"), b"x", 0o644).unwrap_err();
+        assert_eq!(err.step(), ReplaceStep::CreateTemp);
     }
 
     #[test]

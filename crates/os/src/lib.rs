@@ -11,4 +11,6 @@ pub mod atomic;
 pub mod audit_consumers;
 pub mod proc_stat;
 
-pub use atomic::{replace_file, replace_file_with, ReplaceError, ReplaceStep};
+pub use atomic::{
+    replace_file, replace_file_unsynced, replace_file_with, ReplaceError, ReplaceStep,
+};

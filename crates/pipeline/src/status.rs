@@ -141,8 +141,11 @@ pub fn path_in(state_dir: &Path) -> PathBuf {
 /// of this, so that a new status usually has the size of the old one.
 const PAD_TO: usize = 4096;
 
-/// Writes the status atomically (temporary file, fsync, rename, directory fsync), mode
-/// 0644: it holds no secret, and `agent status` may run without root.
+/// Writes the status atomically (temporary file, rename), mode 0644: it holds no secret,
+/// and `agent status` may run without root. Not fsynced: it is rewritten every 2 s and
+/// describes a running process, so after a power loss it only has to be readable or
+/// absent until the agent's first write (two disk flushes every 2 s, idle or not, bought
+/// nothing).
 ///
 /// When the disk is full the atomic replacement fails; the status is then written over
 /// the existing file in place (padded to its length, so no new disk block is needed),
@@ -152,7 +155,7 @@ pub fn write(state_dir: &Path, status: &Status) -> std::io::Result<()> {
     json.push(b'\n');
     json.resize(json.len().div_ceil(PAD_TO) * PAD_TO, b' ');
     let path = path_in(state_dir);
-    match agent_os::replace_file(&path, &json, 0o644) {
+    match agent_os::replace_file_unsynced(&path, &json, 0o644) {
         Ok(()) => Ok(()),
         Err(err) => overwrite_in_place(&path, json).map_err(|_| std::io::Error::other(err)),
     }
