@@ -583,7 +583,9 @@ impl AuditSocket {
                 self.fd.as_raw_fd(),
                 msgs.as_mut_ptr(),
                 BATCH as libc::c_uint,
-                libc::MSG_DONTWAIT,
+                // glibc declares the flags `int`, musl `unsigned int`: the static release
+                // build is musl.
+                libc::MSG_DONTWAIT as _,
                 std::ptr::null_mut(),
             )
         };
