@@ -26,7 +26,8 @@ pub const LINUX_X86_64: Target = Target {
     name: "linux-x86_64",
     triple: "x86_64-unknown-linux-musl",
     cc: ("musl-gcc", "musl-tools"),
-    needs: &[],
+    // jemalloc's build (tikv-jemalloc-sys) runs its configure script and make.
+    needs: &[("make", "make")],
     exe: "agent",
 };
 /// Linux aarch64: static musl, cross-compiled with Debian's aarch64 gcc as C compiler and
@@ -35,11 +36,15 @@ pub const LINUX_AARCH64: Target = Target {
     name: "linux-aarch64",
     triple: "aarch64-unknown-linux-musl",
     cc: ("aarch64-linux-gnu-gcc", "gcc-aarch64-linux-gnu"),
-    // The cross compiler's C headers (ring includes <stdint.h> and <string.h>).
-    needs: &[(
-        "/usr/aarch64-linux-gnu/include/stdint.h",
-        "libc6-dev-arm64-cross",
-    )],
+    // The cross compiler's C headers (ring includes <stdint.h> and <string.h>); make for
+    // jemalloc's build.
+    needs: &[
+        (
+            "/usr/aarch64-linux-gnu/include/stdint.h",
+            "libc6-dev-arm64-cross",
+        ),
+        ("make", "make"),
+    ],
     exe: "agent",
 };
 /// Windows x86_64, cross-linked with mingw-w64.
