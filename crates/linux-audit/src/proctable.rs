@@ -763,6 +763,16 @@ mod tests {
     /// A proc root with nothing in it: every process looks gone.
     const NO_PROC: &str = "/nonexistent/proc-root-for-tests";
 
+    /// An exec of a child of init, named after its pid (the bound tests' processes).
+    fn child_of_init(pid: u32) -> ExecInfo {
+        ExecInfo {
+            pid,
+            ppid: 1,
+            args: vec![format!("p{pid}")],
+            ..ExecInfo::default()
+        }
+    }
+
     /// Kills and reaps the child even when an assertion fails.
     #[cfg(target_os = "linux")]
     struct KillOnDrop(Child);
@@ -1038,18 +1048,12 @@ mod tests {
             max_exited: 64,
         };
         let mut t = ProcTable::with_proc_root("boot", limits, NO_PROC);
-        let exec = |pid: u32| ExecInfo {
-            pid,
-            ppid: 1,
-            args: vec![format!("p{pid}")],
-            ..ExecInfo::default()
-        };
         // 32 long-lived processes, used often.
         for pid in 1..=32 {
-            t.on_exec(exec(pid));
+            t.on_exec(child_of_init(pid));
         }
         for pid in 1000..5000 {
-            t.on_exec(exec(pid));
+            t.on_exec(child_of_init(pid));
             t.on_exit(pid);
             for live in 1..=32 {
                 assert!(t.get_cached(live).is_some(), "live {live} evicted at {pid}");
@@ -1058,7 +1062,7 @@ mod tests {
         }
         // With only live processes, the least recently used go first.
         for pid in 100..200 {
-            t.on_exec(exec(pid));
+            t.on_exec(child_of_init(pid));
             assert!(t.len() <= 64);
         }
         assert!(t.get_cached(199).is_some());
@@ -1075,17 +1079,11 @@ mod tests {
             max_exited: 64,
         };
         let mut t = ProcTable::with_proc_root("boot", limits, NO_PROC);
-        let exec = |pid: u32| ExecInfo {
-            pid,
-            ppid: 1,
-            args: vec![format!("p{pid}")],
-            ..ExecInfo::default()
-        };
         for pid in 1..=32 {
-            t.on_exec(exec(pid));
+            t.on_exec(child_of_init(pid));
         }
         for pid in 1000..11_000 {
-            t.on_exec(exec(pid));
+            t.on_exec(child_of_init(pid));
             t.on_exit(pid);
             assert!(t.exited_len() <= 65, "{} exited at {pid}", t.exited_len());
             assert!(t.len() <= 32 + 65);

@@ -183,23 +183,16 @@ proptest! {
                     drop(run);
                     run = Run::start(&specs, &options, &stats, state.path()).unwrap();
                 }
-                Op::RenameWhileStopped => {
-                    run.rescan(false);
-                    run.save().unwrap();
-                    drop(run);
-                    rotations += 1;
-                    fs::rename(&log, dir.path().join(format!("a.log.{rotations}"))).unwrap();
-                    append(&log, b"");
-                    finished(&content, &mut expected);
-                    content.clear();
-                    run = Run::start(&specs, &options, &stats, state.path()).unwrap();
-                }
                 Op::Crash => {
                     drop(run);
                     run = Run::start(&specs, &options, &stats, state.path()).unwrap();
                 }
-                Op::RenameAfterCrash => {
+                // Stopped cleanly (checkpoint saved) or killed (journal only), then rotated.
+                Op::RenameWhileStopped | Op::RenameAfterCrash => {
                     run.rescan(false);
+                    if matches!(op, Op::RenameWhileStopped) {
+                        run.save().unwrap();
+                    }
                     drop(run);
                     rotations += 1;
                     fs::rename(&log, dir.path().join(format!("a.log.{rotations}"))).unwrap();
