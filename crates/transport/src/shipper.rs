@@ -232,6 +232,9 @@ pub struct Shipper {
     cfg: TransportConfig,
     /// Clients without a request in flight (each keeps its connection).
     idle: Vec<IntakeClient>,
+    /// Never connected; further clients are cloned from it, so that they share its TLS
+    /// settings instead of loading the system's trust roots again.
+    template: IntakeClient,
     clients: usize,
     counters: Arc<Counters>,
     pending: VecDeque<Entry>,
@@ -262,11 +265,12 @@ pub struct Shipper {
 impl Shipper {
     /// Validates the settings and prepares the client (no connection is made yet).
     pub fn new(cfg: TransportConfig, counters: Arc<Counters>) -> Result<Self, TransportError> {
-        let client = IntakeClient::new(&cfg)?;
+        let template = IntakeClient::new(&cfg)?;
         let backoff = Backoff::new(cfg.backoff_min, cfg.backoff_max);
         Ok(Shipper {
             cfg,
-            idle: vec![client],
+            idle: vec![template.sibling()],
+            template,
             clients: 1,
             counters,
             pending: VecDeque::new(),
@@ -859,10 +863,7 @@ impl Shipper {
             Some(c) => c,
             None => {
                 self.clients += 1;
-                match self.idle.first() {
-                    Some(c) => c.sibling(),
-                    None => IntakeClient::new(&self.cfg)?,
-                }
+                self.template.sibling()
             }
         };
         let sent_at = Instant::now();
