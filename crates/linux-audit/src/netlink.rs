@@ -650,6 +650,147 @@ fn for_each_message(mut b: &[u8], mut f: impl FnMut(u16, u32, &[u8])) {
     }
 }
 
+/// The kernel's audit configuration as found: the loaded rules and the status fields a
+/// caller can change (enabled flag, failure mode, rate limit, backlog limit, backlog wait
+/// time), captured before changing anything and put back with [`SavedState::restore`].
+///
+/// Whatever drives the kernel audit subsystem on a host it does not own (the kernel
+/// tests, the agent's acceptance and soak tests, the load bench) must leave it as found,
+/// also after a failure or a killed agent; this is the one definition of "as found".
+/// Callers serialize among themselves (only one process may own the audit stream) and
+/// call `restore` on their failure and panic paths too (a `Drop` guard in tests).
+///
+/// Restoring is best effort: every step is tried, the first error is returned.
+/// - Rules: the rules loaded since are deleted, the saved rules missing are added again
+///   (each at the end of its list, or at its start for an `-A` rule: the original order
+///   is kept exactly when none of the saved rules was deleted, the usual case).
+/// - Status: the five fields above, only those that differ (each change is an
+///   `AUDIT_CONFIG_CHANGE` record in the kernel's log).
+/// - Daemon: one registered since is let go when it is this process or gone (see
+///   [`AuditSocket::clear_stale_daemon`]); one still alive is reported as
+///   [`NetlinkError::Conflict`], not killed. A pid found is not put back: a process can
+///   only register itself.
+///
+/// A locked configuration (`enabled` 2) can change neither rules nor status until
+/// reboot: then only the daemon is looked at.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SavedState {
+    rules: Vec<RuleData>,
+    status: Status,
+}
+
+impl SavedState {
+    /// Reads the status and the rules now loaded.
+    pub fn capture(sock: &mut AuditSocket) -> Result<Self, NetlinkError> {
+        let status = sock.get_status()?;
+        let rules = sock.list_rules()?;
+        Ok(SavedState { rules, status })
+    }
+
+    /// The rules found, in the kernel's order.
+    pub fn rules(&self) -> &[RuleData] {
+        &self.rules
+    }
+
+    /// The status found (its counters, `lost` and `backlog`, are not restored).
+    pub fn status(&self) -> Status {
+        self.status
+    }
+
+    /// Puts the rules, the status fields and the daemon registration back as found (see
+    /// the type's documentation for what exactly, and why best effort).
+    pub fn restore(&self, sock: &mut AuditSocket) -> Result<(), NetlinkError> {
+        let mut first: Option<NetlinkError> = None;
+        let mut note = |r: Result<(), NetlinkError>| {
+            if let Err(e) = r {
+                first.get_or_insert(e);
+            }
+        };
+        if self.status.enabled != 2 {
+            note(self.restore_rules(sock));
+            note(self.restore_status(sock));
+        }
+        note(self.release_daemon(sock));
+        first.map_or(Ok(()), Err)
+    }
+
+    fn restore_rules(&self, sock: &mut AuditSocket) -> Result<(), NetlinkError> {
+        let now = sock.list_rules()?;
+        let mut first = None;
+        let extra = now.iter().filter(|r| !self.rules.contains(r));
+        for r in extra {
+            if let Err(e) = sock.delete_rule(r) {
+                first.get_or_insert(e);
+            }
+        }
+        for r in self.rules.iter().filter(|r| !now.contains(r)) {
+            if let Err(e) = sock.add_rule(r) {
+                first.get_or_insert(e);
+            }
+        }
+        first.map_or(Ok(()), Err)
+    }
+
+    fn restore_status(&self, sock: &mut AuditSocket) -> Result<(), NetlinkError> {
+        let (now, was) = (sock.get_status()?, &self.status);
+        let differs = |a: u32, b: u32| (a != b).then_some(b);
+        let update = StatusUpdate {
+            enabled: differs(now.enabled, was.enabled),
+            failure: differs(now.failure, was.failure),
+            pid: None,
+            rate_limit: differs(now.rate_limit, was.rate_limit),
+            backlog_limit: differs(now.backlog_limit, was.backlog_limit),
+            backlog_wait_time: differs(now.backlog_wait_time, was.backlog_wait_time),
+        };
+        if update == StatusUpdate::default() {
+            return Ok(());
+        }
+        sock.set_status(&update)
+    }
+
+    fn release_daemon(&self, sock: &mut AuditSocket) -> Result<(), NetlinkError> {
+        let pid = sock.get_status()?.pid;
+        if pid == 0 || pid == self.status.pid {
+            return Ok(());
+        }
+        if pid == std::process::id() {
+            return sock.unregister();
+        }
+        let pid = sock.clear_stale_daemon()?.pid;
+        if pid == 0 || pid == self.status.pid {
+            return Ok(());
+        }
+        Err(NetlinkError::Conflict(format!(
+            "audit state restored, but an audit daemon registered meanwhile is still \
+             running: {}",
+            AuditConsumer::audit_daemon(&comm_of(pid), Some(pid)).message()
+        )))
+    }
+}
+
+impl AuditSocket {
+    /// Lets go of a registered audit daemon whose process is gone (a killed agent or
+    /// test), so that the next one can register; returns the status afterwards. A live
+    /// daemon, this process, or none, is left alone.
+    ///
+    /// The kernel notices a dead daemon only when it next tries to reach it. Registering
+    /// makes it try: it replaces a dead daemon (then this process unregisters) and refuses
+    /// while the daemon answers. That is the kernel's own liveness test, which `/proc`
+    /// cannot give (a zombie, or a live process that closed its audit socket).
+    pub fn clear_stale_daemon(&mut self) -> Result<Status, NetlinkError> {
+        let status = self.get_status()?;
+        if status.pid == 0 || status.pid == std::process::id() {
+            return Ok(status);
+        }
+        match self.register() {
+            Ok(()) => self.unregister()?,
+            Err(NetlinkError::Conflict(_)) => {}
+            Err(e) => return Err(e),
+        }
+        self.get_status()
+    }
+}
+
 /// Who else consumes audit records, and the operator message about it (shared with the
 /// installer through agent-os, so both say the same thing).
 pub use agent_os::audit_consumers::{AuditConsumer, ConsumerKind};

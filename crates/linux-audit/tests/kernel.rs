@@ -11,7 +11,7 @@ use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use agent_linux_audit::netlink::AuditSocket;
+use agent_linux_audit::netlink::{AuditSocket, NetlinkError, SavedState, StatusUpdate};
 use agent_linux_audit::rule::{compile, parse_rule_file, Arch, RuleData, RuleLine};
 use agent_linux_audit::session::{AuditSession, Mode, SessionConfig};
 use agent_linux_audit::AuditEvent;
@@ -433,6 +433,81 @@ fn kernel_registered_daemon_is_reported_and_multicast_runs_beside_it() {
     assert_eq!(AuditSocket::open().unwrap().get_status().unwrap().pid, pid);
     drop(child.0.stdin.take());
     assert!(child.0.wait().unwrap().success());
+}
+
+/// Starts `helper_fake_audit_daemon` in a child process and waits until the kernel shows
+/// it as the audit daemon (it unregisters and exits when its stdin closes).
+fn spawn_fake_daemon() -> std::process::Child {
+    let child = Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", "helper_fake_audit_daemon", "--test-threads=1"])
+        .env("AGENT_AUDIT_FAKE_DAEMON", "1")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut ctl = AuditSocket::open().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while ctl.get_status().unwrap().pid != child.id() {
+        assert!(Instant::now() < deadline, "helper never registered");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child
+}
+
+/// `SavedState` puts back what a run changed: a rule found before and deleted comes back,
+/// a rule added goes, the five status fields return to their values, this process's
+/// registration is let go; a live daemon registered meanwhile is reported (and left),
+/// a dead one is cleared. `auditctl` checks the result independently.
+#[test]
+fn kernel_saved_state_restores_rules_status_and_daemon() {
+    let mut guard = KernelGuard::take();
+    let found = "-a always,exit -F arch=b64 -S fchown -k agent-test-saved";
+    auditctl(&found[..].split(' ').collect::<Vec<_>>());
+    guard.extra_cleanup.push(format!("-d {}", &found[3..]));
+    let (rules_before, state_before) = (auditctl_rules(), auditctl_state());
+    assert!(rules_before.iter().any(|l| l.contains("agent-test-saved")));
+
+    let mut s = AuditSocket::open().unwrap();
+    let saved = SavedState::capture(&mut s).unwrap();
+    let was = saved.status();
+    s.delete_rule(&rule(found)).unwrap();
+    s.add_rule(&rule(
+        "-a always,exit -F arch=b64 -S fchmod -k agent-test-saved-extra",
+    ))
+    .unwrap();
+    let other = |v: u32, d: u32| if v >= d { v - d } else { v + d };
+    s.set_status(&StatusUpdate {
+        enabled: Some(u32::from(was.enabled == 0)),
+        failure: Some(u32::from(was.failure != 1)),
+        rate_limit: Some(other(was.rate_limit, 1000)),
+        backlog_limit: Some(other(was.backlog_limit, 100)),
+        backlog_wait_time: Some(other(was.backlog_wait_time, 1000)),
+        pid: None,
+    })
+    .unwrap();
+    s.register().unwrap();
+    assert_ne!(auditctl_state(), state_before);
+    assert_ne!(auditctl_rules(), rules_before);
+
+    saved.restore(&mut s).unwrap();
+    assert_eq!(auditctl_rules(), rules_before);
+    assert_eq!(auditctl_state(), state_before);
+    assert_eq!(s.list_rules().unwrap(), saved.rules());
+
+    // A live daemon registered meanwhile: reported, not touched.
+    let mut daemon = spawn_fake_daemon();
+    let err = saved.restore(&mut s).unwrap_err();
+    assert!(
+        matches!(&err, NetlinkError::Conflict(m) if m.contains(&format!("pid {}", daemon.id()))),
+        "{err}"
+    );
+    assert_eq!(s.get_status().unwrap().pid, daemon.id());
+    // The same daemon killed (still registered until the kernel notices): cleared.
+    daemon.kill().unwrap();
+    daemon.wait().unwrap();
+    saved.restore(&mut s).unwrap();
+    assert_eq!(auditctl_state(), state_before);
+    assert_eq!(auditctl_rules(), rules_before);
 }
 
 #[test]
