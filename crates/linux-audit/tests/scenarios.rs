@@ -436,10 +436,10 @@ fn a_full_channel_counts_drops_and_the_reader_keeps_going() {
     assert_eq!(rx.len(), 1);
     // stop() put the kernel back as found: same rules, same enabled flag, no daemon.
     let mut s = AuditSocket::open().unwrap();
-    assert_eq!(s.list_rules().unwrap(), guard.rules);
+    assert_eq!(s.list_rules().unwrap(), guard.saved.rules());
     let now = s.get_status().unwrap();
-    assert_eq!((now.enabled, now.pid), (guard.status.enabled, 0));
-    assert_eq!(now.backlog_limit, guard.status.backlog_limit);
+    assert_eq!((now.enabled, now.pid), (guard.saved.status().enabled, 0));
+    assert_eq!(now.backlog_limit, guard.saved.status().backlog_limit);
     drop(guard);
 }
 

@@ -4,12 +4,10 @@
 //! rules and status found before, even when an assertion fails.
 
 use std::os::fd::AsRawFd;
-use std::path::Path;
 use std::process::Command;
 use std::sync::{Mutex, MutexGuard};
 
-use agent_linux_audit::netlink::{AuditSocket, Status, StatusUpdate};
-use agent_linux_audit::rule::RuleData;
+use agent_linux_audit::netlink::{AuditSocket, SavedState};
 
 static SERIAL: Mutex<()> = Mutex::new(());
 
@@ -17,10 +15,8 @@ static SERIAL: Mutex<()> = Mutex::new(());
 pub struct KernelGuard {
     _lock: MutexGuard<'static, ()>,
     _file: std::fs::File,
-    /// The rules found before the test, restored on drop.
-    pub rules: Vec<RuleData>,
-    /// The status found before the test, restored on drop.
-    pub status: Status,
+    /// The rules and status found before the test, restored on drop.
+    pub saved: SavedState,
     /// `auditctl` argument strings run on drop, before the rules are restored (rules
     /// loaded behind our back, e.g. by auditctl itself).
     pub extra_cleanup: Vec<String>,
@@ -41,14 +37,8 @@ impl KernelGuard {
         // SAFETY: flock on a descriptor we own; blocks until other processes release it.
         assert_eq!(unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX) }, 0);
         let mut s = AuditSocket::open().expect("open NETLINK_AUDIT (kernel built with audit?)");
-        let mut status = s.get_status().unwrap();
-        if status.pid != 0 && !Path::new(&format!("/proc/{}", status.pid)).exists() {
-            // A test process killed while registered: registering makes the kernel notice
-            // the dead daemon and replace it; then unregister.
-            s.register().unwrap();
-            s.unregister().unwrap();
-            status = s.get_status().unwrap();
-        }
+        // A test process killed while registered: let the kernel drop it.
+        let status = s.clear_stale_daemon().unwrap();
         assert_eq!(
             status.pid, 0,
             "an audit daemon (pid {}) is registered: stop auditd before running these tests",
@@ -57,8 +47,7 @@ impl KernelGuard {
         KernelGuard {
             _lock: lock,
             _file: file,
-            rules: s.list_rules().unwrap(),
-            status,
+            saved: SavedState::capture(&mut s).unwrap(),
             extra_cleanup: Vec::new(),
         }
     }
@@ -69,29 +58,9 @@ impl Drop for KernelGuard {
         for args in &self.extra_cleanup {
             let _ = Command::new("auditctl").args(args.split(' ')).output();
         }
-        let Ok(mut s) = AuditSocket::open() else {
-            return;
-        };
-        if let Ok(now) = s.list_rules() {
-            for r in now.iter().filter(|r| !self.rules.contains(r)) {
-                let _ = s.delete_rule(r);
-            }
-        }
-        let st = self.status;
-        let _ = s.set_status(&StatusUpdate {
-            enabled: Some(st.enabled),
-            failure: Some(st.failure),
-            rate_limit: Some(st.rate_limit),
-            backlog_limit: Some(st.backlog_limit),
-            ..StatusUpdate::default()
-        });
-        if let Ok(cur) = s.get_status() {
-            if cur.pid == std::process::id() {
-                let _ = s.set_status(&StatusUpdate {
-                    pid: Some(0),
-                    ..StatusUpdate::default()
-                });
-            }
+        // Best effort: a drop during a panic must not panic again.
+        if let Ok(mut s) = AuditSocket::open() {
+            let _ = self.saved.restore(&mut s);
         }
     }
 }
