@@ -17,6 +17,7 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use agent_linux_audit::netlink::{AuditSocket, SavedState};
 use agent_testkit::{Fault, Intake, Record};
 use serde_json::Value;
 
@@ -717,10 +718,13 @@ fn audit_state() -> AuditState {
 }
 
 /// Holds the cross-process audit lock (shared with the linux-audit kernel tests) and
-/// puts the kernel's rules back if the agent left any.
+/// puts the kernel's audit rules and status back as found on drop, also when the agent
+/// left them changed and an assertion failed.
 struct AuditGuard {
     _file: std::fs::File,
+    /// What `auditctl` showed before: what the test expects the agent to leave behind.
     before: AuditState,
+    saved: SavedState,
 }
 
 impl AuditGuard {
@@ -745,17 +749,20 @@ impl AuditGuard {
             pid, "0",
             "an audit daemon is registered (pid {pid}): stop auditd before the tests"
         );
+        let mut sock = AuditSocket::open().expect("open NETLINK_AUDIT (kernel built with audit?)");
         AuditGuard {
             _file: file,
             before,
+            saved: SavedState::capture(&mut sock).unwrap(),
         }
     }
 }
 
 impl Drop for AuditGuard {
     fn drop(&mut self) {
-        if audit_state().rules != self.before.rules && self.before.rules.contains("No rules") {
-            let _ = Command::new("auditctl").arg("-D").output();
+        // Best effort: a drop during a panic must not panic again.
+        if let Ok(mut s) = AuditSocket::open() {
+            let _ = self.saved.restore(&mut s);
         }
     }
 }

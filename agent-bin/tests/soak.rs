@@ -37,7 +37,7 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use agent_linux_audit::netlink::{AuditSocket, Status, StatusUpdate};
+use agent_linux_audit::netlink::{AuditSocket, SavedState};
 use agent_linux_audit::rule::{compile, Arch, RuleData};
 use agent_testkit::{Fault, Intake};
 use support::{all_lines_arrived, delivery, line, Agent, Install};
@@ -212,11 +212,11 @@ impl SlowLink {
 
 /// Holds the kernel audit test lock (shared with the linux-audit kernel tests and the
 /// other agent audit tests) and puts the kernel's audit rules and status back as found,
-/// on drop: also when an assertion failed, and after killed agents left their rules.
+/// on drop: also when an assertion failed, and after killed agents left their rules (or
+/// their registration).
 struct AuditGuard {
     _file: std::fs::File,
-    rules: Vec<RuleData>,
-    status: Status,
+    saved: SavedState,
 }
 
 impl AuditGuard {
@@ -226,13 +226,8 @@ impl AuditGuard {
         // SAFETY: flock on a descriptor we own; blocks until other processes release it.
         assert_eq!(unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX) }, 0);
         let mut s = AuditSocket::open().expect("open NETLINK_AUDIT (kernel built with audit?)");
-        let status = s.get_status().unwrap();
-        if status.pid != 0 && !std::path::Path::new(&format!("/proc/{}", status.pid)).exists() {
-            // A killed agent of an earlier run: registering replaces it, then let go.
-            s.register().unwrap();
-            s.unregister().unwrap();
-        }
-        let status = s.get_status().unwrap();
+        // A killed agent of an earlier run: let the kernel drop it.
+        let status = s.clear_stale_daemon().unwrap();
         assert_eq!(
             status.pid, 0,
             "an audit daemon (pid {}) is registered: stop auditd before the soak test",
@@ -240,33 +235,16 @@ impl AuditGuard {
         );
         AuditGuard {
             _file: file,
-            rules: s.list_rules().unwrap(),
-            status,
+            saved: SavedState::capture(&mut s).unwrap(),
         }
     }
 }
 
 impl Drop for AuditGuard {
     fn drop(&mut self) {
-        let Ok(mut s) = AuditSocket::open() else {
-            return;
-        };
-        if let Ok(now) = s.list_rules() {
-            for r in now.iter().filter(|r| !self.rules.contains(r)) {
-                let _ = s.delete_rule(r);
-            }
-        }
-        let st = self.status;
-        let _ = s.set_status(&StatusUpdate {
-            enabled: Some(st.enabled),
-            failure: Some(st.failure),
-            rate_limit: Some(st.rate_limit),
-            backlog_limit: Some(st.backlog_limit),
-            ..StatusUpdate::default()
-        });
-        // A killed agent may still be registered: take its place, then let go.
-        if s.get_status().is_ok_and(|c| c.pid != 0) && s.register().is_ok() {
-            let _ = s.unregister();
+        // Best effort: a drop during a panic must not panic again.
+        if let Ok(mut s) = AuditSocket::open() {
+            let _ = self.saved.restore(&mut s);
         }
     }
 }
