@@ -259,7 +259,7 @@ mod linux {
     use std::process::{Child, Command, Stdio};
     use std::time::{Duration, Instant};
 
-    use agent_linux_audit::netlink::{self, AuditSocket, ConsumerKind, Status, StatusUpdate};
+    use agent_linux_audit::netlink::{self, AuditSocket, ConsumerKind, SavedState, StatusUpdate};
     use agent_linux_audit::rule::{compile, Arch, RuleData};
 
     use super::Sample;
@@ -412,18 +412,13 @@ mod linux {
         if found.enabled == 2 {
             return Err("the audit configuration is locked (enabled=2) until reboot".into());
         }
-        let saved = Saved {
-            status: found,
-            rules: sock
-                .list_rules()
-                .map_err(|e| format!("listing rules: {e}"))?,
-        };
+        let saved = SavedState::capture(&mut sock).map_err(|e| format!("audit state: {e}"))?;
         eprintln!(
             "bench: audit state found: enabled {}, backlog limit {}, wait {}, {} rules (restored after each run)",
-            saved.status.enabled,
-            saved.status.backlog_limit,
-            saved.status.backlog_wait_time,
-            saved.rules.len()
+            saved.status().enabled,
+            saved.status().backlog_limit,
+            saved.status().backlog_wait_time,
+            saved.rules().len()
         );
         let result = run_all(
             &o,
@@ -432,7 +427,7 @@ mod linux {
             &mut sock,
             &saved,
         );
-        let restored = saved.restore(&mut sock);
+        let restored = restore(&saved, &mut sock);
         let samples = result?;
         restored?;
 
@@ -517,64 +512,28 @@ mod linux {
         }
     }
 
-    /// The audit state found at the start.
-    struct Saved {
-        status: Status,
-        rules: Vec<RuleData>,
+    /// Back to the state found at the start: only its rules, its status fields, no daemon.
+    fn restore(saved: &SavedState, sock: &mut AuditSocket) -> Result<(), String> {
+        saved
+            .restore(sock)
+            .map_err(|e| format!("restoring the audit state: {e}"))
     }
 
-    impl Saved {
-        /// Back to the state found: only the saved rules, the saved status fields, no daemon.
-        fn restore(&self, sock: &mut AuditSocket) -> Result<(), String> {
-            let now = sock
-                .list_rules()
-                .map_err(|e| format!("listing rules: {e}"))?;
-            for r in now.iter().filter(|r| !self.rules.contains(r)) {
-                sock.delete_rule(r)
-                    .map_err(|e| format!("deleting a bench rule: {e}"))?;
-            }
-            for r in self.rules.iter().filter(|r| !now.contains(r)) {
-                sock.add_rule(r)
-                    .map_err(|e| format!("restoring a rule: {e}"))?;
-            }
-            let st = sock
-                .get_status()
-                .map_err(|e| format!("audit status: {e}"))?;
-            let alive = |pid: u32| pid != 0 && Path::new(&format!("/proc/{pid}")).exists();
-            if st.pid != self.status.pid && alive(st.pid) {
-                return Err(format!(
-                    "audit daemon pid {} still registered after the run",
-                    st.pid
-                ));
-            }
-            let s = &self.status;
-            sock.set_status(&StatusUpdate {
-                enabled: Some(s.enabled),
-                failure: Some(s.failure),
-                rate_limit: Some(s.rate_limit),
-                backlog_limit: Some(s.backlog_limit),
-                backlog_wait_time: Some(s.backlog_wait_time),
-                pid: None,
-            })
-            .map_err(|e| format!("restoring the audit status: {e}"))
+    /// Clean slate for one run: no rules, enabled, the common backlog limit.
+    fn prepare(sock: &mut AuditSocket) -> Result<(), String> {
+        for r in sock
+            .list_rules()
+            .map_err(|e| format!("listing rules: {e}"))?
+        {
+            sock.delete_rule(&r)
+                .map_err(|e| format!("deleting a rule: {e}"))?;
         }
-
-        /// Clean slate for one run: no rules, enabled, the common backlog limit.
-        fn prepare(&self, sock: &mut AuditSocket) -> Result<(), String> {
-            for r in sock
-                .list_rules()
-                .map_err(|e| format!("listing rules: {e}"))?
-            {
-                sock.delete_rule(&r)
-                    .map_err(|e| format!("deleting a rule: {e}"))?;
-            }
-            sock.set_status(&StatusUpdate {
-                enabled: Some(1),
-                backlog_limit: Some(BACKLOG),
-                ..StatusUpdate::default()
-            })
-            .map_err(|e| format!("audit status: {e}"))
-        }
+        sock.set_status(&StatusUpdate {
+            enabled: Some(1),
+            backlog_limit: Some(BACKLOG),
+            ..StatusUpdate::default()
+        })
+        .map_err(|e| format!("audit status: {e}"))
     }
 
     fn run_all(
@@ -582,7 +541,7 @@ mod linux {
         agent: Option<&Path>,
         baseline: Option<&Path>,
         sock: &mut AuditSocket,
-        saved: &Saved,
+        saved: &SavedState,
     ) -> Result<Vec<Sample>, String> {
         let rule = compile(RULE, Arch::X86_64).map_err(|e| format!("{RULE}: {e}"))?;
         let mut samples = Vec::new();
@@ -594,7 +553,7 @@ mod linux {
                 let n = o.collectors.len();
                 for k in 0..n {
                     let c = o.collectors[(k + turn) % n];
-                    saved.prepare(sock)?;
+                    prepare(sock)?;
                     let run = Run {
                         secs: o.secs,
                         rate,
@@ -608,7 +567,7 @@ mod linux {
                         "laurel" => run.auditd(sock, true),
                         _ => run.auditd(sock, false),
                     };
-                    let restored = saved.restore(sock);
+                    let restored = restore(saved, sock);
                     let mut s = r?;
                     restored?;
                     s.repeat = repeat;
