@@ -14,6 +14,9 @@ use tokio::sync::Notify;
 /// Most payload bytes one read takes from the ring.
 const MAX_READ_BYTES: usize = 4 << 20;
 
+/// How long the shipper lets newly published records gather before reading them.
+const DATA_COALESCE: Duration = Duration::from_millis(100);
+
 /// Adapts [`RingReader`] (positions are segment + offset + sequence number) to the
 /// shipper's [`RecordSource`] (positions are plain ordered integers: the sequence number).
 #[derive(Debug)]
@@ -91,7 +94,20 @@ impl RecordSource for RingSource {
     fn wait(&mut self, timeout: Duration) -> impl Future<Output = ()> {
         let notify = self.notify.clone();
         async move {
-            let _ = tokio::time::timeout(timeout, notify.notified()).await;
+            let start = tokio::time::Instant::now();
+            if tokio::time::timeout(timeout, notify.notified())
+                .await
+                .is_ok()
+            {
+                // New records: let more of them gather before the shipper reads, unless
+                // its own deadline comes first. The writer publishes after every pass of
+                // a collector, and a batch waits for 250 records or 5 s anyway, so waking
+                // the shipper for each publish cost a wake-up and a ring read per pass
+                // for nothing. A finished request still wakes the shipper at once (it
+                // waits on this future and its requests together).
+                let deadline = (start + timeout).min(tokio::time::Instant::now() + DATA_COALESCE);
+                tokio::time::sleep_until(deadline).await;
+            }
         }
     }
 }
