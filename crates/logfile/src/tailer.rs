@@ -6,11 +6,11 @@ use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use crate::checkpoint::{Journal, Saved, Store};
 use crate::discover::{expand, Match};
-use crate::identity::{current_path, read_at, FileKey, Head, HEAD_MAX};
+use crate::identity::{current_path, read_at, spare, FileKey, KnownHead};
 use crate::lines::next_piece;
 use crate::spec::{literal_dir, validate_pattern};
 use crate::wait::Waiter;
@@ -133,7 +133,11 @@ struct Tracked {
     path: PathBuf,
     intake_key: String,
     file: File,
-    head: Head,
+    /// The file's first bytes as last read, and their fingerprint for the checkpoint.
+    head: KnownHead,
+    /// Modification time of the file when `head` was last found to still be its head
+    /// (`None`: not known); see [`service`] for when the check is skipped.
+    head_checked: Option<SystemTime>,
     /// File offset just past the last line the sink accepted.
     offset: u64,
     /// Bytes after `offset` already read: the start of a line not yet complete.
@@ -155,7 +159,7 @@ impl Tracked {
     fn saved(&self) -> Saved {
         Saved {
             key: self.key,
-            head: self.head,
+            head: *self.head.head(),
             offset: self.offset,
             path: current_path(&self.file).unwrap_or_else(|| self.path.clone()),
             intake_key: self.intake_key.clone(),
@@ -188,7 +192,8 @@ pub(crate) struct Run<'a> {
     resume: HashMap<FileKey, Saved>,
     tracked: HashMap<FileKey, Tracked>,
     waiter: Waiter,
-    /// Shared read buffer: a file's pending bytes followed by freshly read ones.
+    /// Shared read buffer: a file's pending bytes followed by freshly read ones. Its
+    /// length stays at its high-water mark (see [`spare`]): only growth is zero-filled.
     scratch: Vec<u8>,
     unsaved_lines: u64,
     /// Matched paths that cannot be followed and were warned about already.
@@ -481,9 +486,10 @@ impl<'a> Run<'a> {
             return Ok(()); // replaced between scan and open; the next scan sees the new one
         }
         let size = meta.len();
-        let head = Head::read(&file)?;
+        let head = KnownHead::read(&file, &mut self.scratch)?;
         let offset = match self.resume.remove(&key) {
-            Some(saved) if saved.head.matches(&file)? && saved.offset <= size => saved.offset,
+            // Checked by hash, once: from here on the bytes read are compared.
+            Some(saved) if head.started_with(&saved.head) && saved.offset <= size => saved.offset,
             Some(_) => {
                 tracing::info!(path = %path.display(), "log file changed while not followed (new file on a reused inode, or truncated); reading it from its beginning");
                 0
@@ -496,7 +502,7 @@ impl<'a> Run<'a> {
         // file be rotated away meanwhile, the restart still knows to look for it.
         self.store
             .journal()
-            .record(key, &head, offset, path, &intake_key);
+            .record(key, head.head(), offset, path, &intake_key);
         self.tracked.insert(
             key,
             Tracked {
@@ -505,6 +511,7 @@ impl<'a> Run<'a> {
                 intake_key,
                 file,
                 head,
+                head_checked: meta.modified().ok(),
                 offset,
                 pending: Vec::new(),
                 seq: self.next_seq,
@@ -549,8 +556,8 @@ fn service<S: LineSink>(
     sink: &mut S,
 ) -> Result<Step, Error> {
     let mut step = Step::default();
-    let size = match t.file.metadata() {
-        Ok(meta) => meta.len(),
+    let (size, mtime) = match t.file.metadata() {
+        Ok(meta) => (meta.len(), meta.modified().ok()),
         Err(e) => {
             tracing::warn!(path = %t.path.display(), error = %e, "cannot stat log file");
             step.close = true;
@@ -558,8 +565,30 @@ fn service<S: LineSink>(
         }
     };
 
-    // A failed head read is not evidence of replacement: starting over would duplicate.
-    let replaced = size < t.read_pos() || !t.head.matches(&t.file).unwrap_or(true);
+    // Was the file rewritten in place (copytruncate, or truncated and written again)?
+    // Shrunk below what was read: certainly. Grown: its head is read again and compared.
+    // Neither grown nor shrunk and not modified since the last check (same mtime): not
+    // looked at, since nothing new can be read. This is most wake-ups (the one after a
+    // read finds nothing more; timeouts). A rewrite that leaves the size as it was is
+    // still seen on the next wake-up through its new mtime, unless it happened within the
+    // file system's timestamp granularity (a clock tick for many Linux file systems) of
+    // the last check; then it is seen when the file next grows or is modified. Either way
+    // it is read from 0 before anything past its old size is read, so nothing is read
+    // at a position of the old content that belongs to the new one.
+    let replaced = if size < t.read_pos() {
+        true
+    } else if size == t.read_pos() && mtime.is_some() && mtime == t.head_checked {
+        false
+    } else {
+        match t.head.check(&t.file, scratch) {
+            Ok(same) => {
+                t.head_checked = if same { mtime } else { None };
+                !same
+            }
+            // A failed head read is not evidence of replacement: starting over would duplicate.
+            Err(_) => false,
+        }
+    };
     if replaced {
         // copytruncate (or rewritten in place): what was read stays delivered, the
         // unfinished line goes out as it is, and the new content is read from 0.
@@ -567,15 +596,12 @@ fn service<S: LineSink>(
         let pending = std::mem::take(&mut t.pending);
         deliver_rest(t, &pending, stats, unsaved, journal, sink)?;
         t.offset = 0;
-        t.head = Head::of_bytes(&[]);
+        t.head = KnownHead::empty();
         // Else a crash now would resume the new content at the old offset.
-        journal.record(t.key, &t.head, t.offset, &t.path, &t.intake_key);
+        journal.record(t.key, t.head.head(), t.offset, &t.path, &t.intake_key);
         bump(&stats.truncations, 1);
-    }
-    if t.head.len < HEAD_MAX && size > t.head.len {
-        if let Ok(head) = Head::read(&t.file) {
-            t.head = head;
-        }
+        // The head of the new content: an empty head matches anything, so this only reads.
+        t.head_checked = t.head.check(&t.file, scratch).ok().and(mtime);
     }
 
     let max = options.max_line_len;
@@ -586,9 +612,7 @@ fn service<S: LineSink>(
             step.budget_spent = true;
             break;
         }
-        scratch.clear();
-        scratch.extend_from_slice(&t.pending);
-        let have = scratch.len();
+        let have = t.pending.len();
         // The first read is sized by what fstat saw, so small appends need no 256 KiB
         // buffer; once a read comes back full the file is growing fast: full chunks.
         let avail = usize::try_from(size.saturating_sub(t.read_pos())).unwrap_or(CHUNK);
@@ -597,8 +621,9 @@ fn service<S: LineSink>(
         } else {
             CHUNK
         };
-        scratch.resize(have + want, 0);
-        let n = match read_at(&t.file, &mut scratch[have..], t.read_pos()) {
+        let window = spare(scratch, have + want);
+        window[..have].copy_from_slice(&t.pending);
+        let n = match read_at(&t.file, &mut window[have..], t.read_pos()) {
             Ok(n) => n,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => 0,
             Err(e) => {
@@ -607,7 +632,8 @@ fn service<S: LineSink>(
                 break;
             }
         };
-        scratch.truncate(have + n);
+        // Past `have + n` the buffer holds stale bytes of earlier reads.
+        let filled = &scratch[..have + n];
         if n > 0 {
             read_total += n;
             step.progressed = true;
@@ -615,7 +641,7 @@ fn service<S: LineSink>(
                 t.gone_since = Some(Instant::now());
             }
         }
-        if scratch.is_empty() {
+        if filled.is_empty() {
             break;
         }
         // Even without new bytes, `pending` may hold complete lines left over when a
@@ -626,12 +652,12 @@ fn service<S: LineSink>(
         let mut batch: Vec<LogLine<'_>> = Vec::with_capacity(options.max_batch_lines);
         let mut due = false;
         loop {
-            let piece = next_piece(scratch, pos, max);
+            let piece = next_piece(filled, pos, max);
             if let Some(p) = piece {
                 batch.push(LogLine {
                     intake_key: &t.intake_key,
                     path: &t.path,
-                    bytes: &scratch[p.start..p.end],
+                    bytes: &filled[p.start..p.end],
                     complete: p.complete,
                 });
                 pos = p.next;
@@ -639,10 +665,10 @@ fn service<S: LineSink>(
             if batch.len() >= options.max_batch_lines || (piece.is_none() && !batch.is_empty()) {
                 deliver(sink, &batch, stats)?;
                 *unsaved += batch.len() as u64;
-                // scratch starts with the old pending bytes, which start at `base`.
+                // `filled` starts with the old pending bytes, which start at `base`.
                 t.offset = base + pos as u64;
                 batch.clear();
-                journal.record(t.key, &t.head, t.offset, &t.path, &t.intake_key);
+                journal.record(t.key, t.head.head(), t.offset, &t.path, &t.intake_key);
                 if *unsaved >= options.checkpoint_max_lines {
                     due = true;
                     break;
@@ -653,7 +679,7 @@ fn service<S: LineSink>(
             }
         }
         t.pending.clear();
-        t.pending.extend_from_slice(&scratch[pos..]);
+        t.pending.extend_from_slice(&filled[pos..]);
         if due {
             step.more = true;
             break;
@@ -712,7 +738,7 @@ fn deliver_rest<S: LineSink>(
     bump(&stats.bytes, rest.len() as u64);
     *unsaved += 1;
     t.offset += rest.len() as u64;
-    journal.record(t.key, &t.head, t.offset, &t.path, &t.intake_key);
+    journal.record(t.key, t.head.head(), t.offset, &t.path, &t.intake_key);
     Ok(())
 }
 
