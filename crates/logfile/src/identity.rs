@@ -206,3 +206,56 @@ pub(crate) fn read_at(mut file: &File, buf: &mut [u8], pos: u64) -> io::Result<u
     file.seek(SeekFrom::Start(pos))?;
     file.read(buf)
 }
+
+#[cfg(test)]
+mod tests {
+    use std::io::{Seek, SeekFrom, Write};
+
+    use super::*;
+
+    fn file_with(bytes: &[u8]) -> (tempfile::NamedTempFile, File) {
+        let mut tmp = tempfile::NamedTempFile::new().unwrap();
+        tmp.write_all(bytes).unwrap();
+        let file = File::open(tmp.path()).unwrap();
+        (tmp, file)
+    }
+
+    #[test]
+    fn known_head_takes_in_growth_up_to_head_max_and_detects_a_changed_head() {
+        let mut buf = Vec::new();
+        let (mut tmp, file) = file_with(b"abc");
+        let mut known = KnownHead::read(&file, &mut buf).unwrap();
+        assert_eq!(*known.head(), Head::of_bytes(b"abc"));
+
+        let more = vec![b'x'; 2 * HEAD_MAX as usize];
+        tmp.write_all(&more).unwrap();
+        assert!(known.check(&file, &mut buf).unwrap());
+        let mut head = b"abc".to_vec();
+        head.extend_from_slice(&more[..HEAD_MAX as usize - 3]);
+        assert_eq!(*known.head(), Head::of_bytes(&head));
+        assert!(known.started_with(&Head::of_bytes(b"ab")));
+        assert!(known.started_with(&Head::of_bytes(&head)));
+        assert!(!known.started_with(&Head::of_bytes(b"abd")));
+
+        // Changed inside the head: not the same, and the known head stays.
+        let mut writer = tmp.as_file();
+        writer.seek(SeekFrom::Start(500)).unwrap();
+        writer.write_all(b"Z").unwrap();
+        assert!(!known.check(&file, &mut buf).unwrap());
+        assert_eq!(*known.head(), Head::of_bytes(&head));
+        // Cut to a prefix of the known head: not the same either.
+        writer.set_len(10).unwrap();
+        assert!(!known.check(&file, &mut buf).unwrap());
+        // A fingerprint of a longer head than the file has does not match.
+        assert!(!Head::of_bytes(&head).matches_bytes(&head[..10]));
+    }
+
+    #[test]
+    fn spare_keeps_the_buffer_length_and_grows_it_when_asked_for_more() {
+        let mut buf = Vec::new();
+        spare(&mut buf, 8).copy_from_slice(b"12345678");
+        assert_eq!(spare(&mut buf, 4), b"1234");
+        assert_eq!(buf.len(), 8, "the length stays at its high-water mark");
+        assert_eq!(spare(&mut buf, 10), b"12345678\0\0");
+    }
+}
