@@ -35,7 +35,11 @@
 //! loses what the writer appended between the copy and the truncation unless the tailer
 //! had read it already, and a truncated file that regrows past the old offset with
 //! the same first bytes (≤ 1 KiB) is taken for the old one (both inherent to
-//! copytruncate and head fingerprints). On Windows std exposes no file index, so the
+//! copytruncate and head fingerprints). A file rewritten in place to exactly the size
+//! already read, within the file system's timestamp granularity of the tailer's last look
+//! at it (same size, same mtime), is noticed only when it next grows or is modified: a
+//! wake-up that can read nothing new does not reread the head (then read from 0, as
+//! any rewrite). On Windows std exposes no file index, so the
 //! identity there is the path: after a rename rotation the old handle keeps being
 //! followed and the new file at that path is not opened. Rename rotation is not supported
 //! there yet (copytruncate is).
