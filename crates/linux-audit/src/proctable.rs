@@ -167,7 +167,10 @@ pub struct Limits {
     /// Approximate maximum bytes of process data kept (at least 4 × [`MAX_ARGS_BYTES`]).
     pub max_bytes: usize,
     /// Maximum number of exited processes kept (at least 16): at 1 000 execs a second the
-    /// default keeps the last four seconds of them.
+    /// default keeps the last four seconds of them. Processes already gone from /proc
+    /// when first recorded (most commands of an exec storm) count towards it too, since
+    /// with a rule set that reports no exits nothing else would ever bound them; exited
+    /// entries are evicted before those.
     pub max_exited: usize,
 }
 
@@ -192,6 +195,8 @@ pub struct ProcTable {
     bytes: usize,
     /// How many entries are marked exited.
     exited: usize,
+    /// How many entries are [`unconfirmed`]: gone when first recorded, no exit seen.
+    unconfirmed: usize,
     clock: u64,
 }
 
@@ -222,6 +227,7 @@ impl ProcTable {
             limits,
             bytes: 0,
             exited: 0,
+            unconfirmed: 0,
             clock: 0,
         }
     }
@@ -263,6 +269,7 @@ impl ProcTable {
             if is_known_gone(p, now) {
                 // Not found in /proc a moment ago: gone, as a new read would say.
                 if !p.exited {
+                    self.unconfirmed -= usize::from(unconfirmed(p));
                     p.exited = true;
                     self.exited += 1;
                 }
@@ -286,6 +293,7 @@ impl ProcTable {
             None => {
                 if let Some(p) = self.procs.get_mut(&pid) {
                     if !p.exited {
+                        self.unconfirmed -= usize::from(unconfirmed(p));
                         p.exited = true;
                         self.exited += 1;
                     }
@@ -400,6 +408,7 @@ impl ProcTable {
     pub fn on_exit(&mut self, pid: u32) {
         if let Some(p) = self.procs.get_mut(&pid) {
             if !p.exited {
+                self.unconfirmed -= usize::from(unconfirmed(p));
                 p.exited = true;
                 self.exited += 1;
             }
@@ -417,12 +426,13 @@ impl ProcTable {
         info.last_used = self.clock;
         self.bytes += info.approx_bytes();
         self.exited += usize::from(info.exited);
+        self.unconfirmed += usize::from(unconfirmed(&info));
         if let Some(old) = self.procs.insert(info.pid, info) {
             self.forget(&old);
         }
         if self.procs.len() > self.limits.max_entries
             || self.bytes > self.limits.max_bytes
-            || self.exited > self.limits.max_exited
+            || self.exited + self.unconfirmed > self.limits.max_exited
         {
             self.evict();
         }
@@ -432,6 +442,9 @@ impl ProcTable {
     fn forget(&mut self, old: &ProcessInfo) {
         self.bytes = self.bytes.saturating_sub(old.approx_bytes());
         self.exited = self.exited.saturating_sub(usize::from(old.exited));
+        self.unconfirmed = self
+            .unconfirmed
+            .saturating_sub(usize::from(unconfirmed(old)));
     }
 
     fn touch(&mut self, pid: u32) -> Option<&ProcessInfo> {
@@ -442,10 +455,15 @@ impl ProcTable {
         Some(p)
     }
 
-    /// Evicts exited entries first, then the least recently used, down to 7/8 of the limits.
+    /// Evicts exited entries first, then unconfirmed ones, then the least recently used,
+    /// down to 7/8 of the limits.
     fn evict(&mut self) {
-        if self.exited > self.limits.max_exited {
-            self.evict_exited(self.limits.max_exited / 8 * 7);
+        if self.exited + self.unconfirmed > self.limits.max_exited {
+            let target = self.limits.max_exited / 8 * 7;
+            self.evict_exited(target.saturating_sub(self.unconfirmed));
+            if self.exited + self.unconfirmed > target {
+                self.evict_unconfirmed(target.saturating_sub(self.exited));
+            }
         }
         if self.procs.len() <= self.limits.max_entries && self.bytes <= self.limits.max_bytes {
             return;
@@ -478,6 +496,28 @@ impl ProcTable {
             .procs
             .values()
             .filter(|p| p.exited)
+            .map(|p| (p.last_used, p.pid))
+            .collect();
+        if n < gone.len() {
+            gone.select_nth_unstable(n);
+            gone.truncate(n);
+        }
+        for (_, pid) in gone {
+            if let Some(old) = self.procs.remove(&pid) {
+                self.forget(&old);
+            }
+        }
+    }
+
+    /// Evicts the least recently used [`unconfirmed`] entries down to `target` of them.
+    fn evict_unconfirmed(&mut self, target: usize) {
+        let Some(n) = self.unconfirmed.checked_sub(target).filter(|&n| n > 0) else {
+            return;
+        };
+        let mut gone: Vec<(u64, u32)> = self
+            .procs
+            .values()
+            .filter(|p| unconfirmed(p))
             .map(|p| (p.last_used, p.pid))
             .collect();
         if n < gone.len() {
@@ -541,6 +581,13 @@ fn is_fresh(p: &ProcessInfo, now: Instant) -> bool {
         && !p.start_estimated
         && p.checked_at
             .is_some_and(|t| now.saturating_duration_since(t) < REVALIDATE_AFTER)
+}
+
+/// Whether `p` was never seen in /proc (gone when first recorded: its start time is an
+/// estimate) and no exit was recorded for it. Its events are normalized already; it is kept
+/// for late records and children, like an exited process, and bounded with them.
+fn unconfirmed(p: &ProcessInfo) -> bool {
+    p.start_estimated && !p.exited
 }
 
 /// Whether `p` was found gone from /proc recently (marked exited by a failed read, or not
@@ -964,6 +1011,37 @@ mod tests {
         assert_eq!(gone.guid, second.guid);
     }
 
+    /// Commands gone before their exec is read, with no exit to mark them (an exec-only
+    /// rule set), are bounded with the exited processes, not kept up to `max_entries`;
+    /// and a second exec of such a pid is still the same process instance.
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn execs_of_processes_already_gone_are_bounded_with_the_exited() {
+        let root = tempfile::tempdir().unwrap();
+        std::fs::write(root.path().join("stat"), "cpu  1 2 3 4\nbtime 1000\n").unwrap();
+        let limits = Limits {
+            max_exited: 64,
+            ..Limits::default()
+        };
+        let mut t = ProcTable::with_proc_root("boot", limits, root.path());
+        let exec = |pid: u32, secs: u64| ExecInfo {
+            pid,
+            ppid: 1,
+            args: vec!["true".into()],
+            time: Some(UNIX_EPOCH + std::time::Duration::from_secs(secs)),
+            ..ExecInfo::default()
+        };
+        for pid in 1000..3000 {
+            t.on_exec(exec(pid, 2000));
+        }
+        assert!(t.len() <= 64, "{} entries kept", t.len());
+        let first = t.get_cached(2999).expect("the latest stays").clone();
+        assert!(!first.exited);
+        // `sh -c "exec true"`: both execs read after the process is gone.
+        let second = t.on_exec(exec(2999, 2001)).unwrap();
+        assert_eq!(second.guid, first.guid);
+    }
+
     /// A short-lived process already gone when its exec is recorded costs one /proc lookup:
     /// the lookups that follow within the window answer from the table (exited), and only
     /// after it is /proc read again (where a new process may have taken the pid).
@@ -1071,6 +1149,7 @@ mod tests {
 
     /// An exec storm of short-lived processes (each exits) fills the table only up to the
     /// exited bound: the live processes and the most recently exited ones stay.
+    #[cfg(target_os = "linux")]
     #[test]
     fn exited_processes_have_their_own_bound() {
         let limits = Limits {
@@ -1078,7 +1157,15 @@ mod tests {
             max_bytes: 1 << 30,
             max_exited: 64,
         };
-        let mut t = ProcTable::with_proc_root("boot", limits, NO_PROC);
+        // The 32 long-lived processes are in /proc; the storm's are gone when recorded.
+        let root = tempfile::tempdir().unwrap();
+        std::fs::write(root.path().join("stat"), "cpu  1 2 3 4\nbtime 1000\n").unwrap();
+        for pid in 1..=32 {
+            let d = root.path().join(pid.to_string());
+            std::fs::create_dir_all(&d).unwrap();
+            std::fs::write(d.join("stat"), stat_line(pid, 1, 100 + u64::from(pid))).unwrap();
+        }
+        let mut t = ProcTable::with_proc_root("boot", limits, root.path());
         for pid in 1..=32 {
             t.on_exec(child_of_init(pid));
         }
