@@ -11,8 +11,10 @@ use agent_transport::{RecordSource, SourceRecord};
 use crossbeam_channel::Sender;
 use tokio::sync::Notify;
 
-/// Most payload bytes one read takes from the ring.
-const MAX_READ_BYTES: usize = 4 << 20;
+/// Most payload bytes one read takes from the ring: about one batch. The shipper reads
+/// again until its budget is full, so this bounds the reader's buffer, not what is read;
+/// at 4 MiB a moment of backlog grew that buffer to 4 MiB for the rest of the process.
+const MAX_READ_BYTES: usize = 256 << 10;
 
 /// How long the shipper lets newly published records gather before reading them.
 const DATA_COALESCE: Duration = Duration::from_millis(100);

@@ -14,8 +14,9 @@ use crate::segment::segment_path;
 use crate::shared::Shared;
 use crate::warning::RingWarning;
 
-/// Bytes read from a segment file per system call (at least).
-const READ_CHUNK: u64 = 1024 * 1024;
+/// Bytes read from a segment file per system call (at least). The read buffer is kept
+/// between calls, so this is also about what a reader holds in memory when idle.
+const READ_CHUNK: u64 = 256 * 1024;
 
 /// Reads records oldest first and acknowledges them. Owned by one task or thread.
 #[derive(Debug)]
@@ -376,6 +377,8 @@ impl RingReader {
             return Ok(Some(view.visible));
         }
         self.buf.drain(..(self.offset - self.buf_start) as usize);
+        // A large record or read once must not keep its buffer for the life of the reader.
+        self.buf.shrink_to(self.buf.len().max(READ_CHUNK as usize));
         self.buf_start = self.offset;
         let from = self.buf_start + self.buf.len() as u64;
         let read_end = view
