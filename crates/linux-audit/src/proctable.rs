@@ -486,38 +486,27 @@ impl ProcTable {
         }
     }
 
-    /// Evicts the least recently used exited entries down to `target` of them. A selection,
-    /// not a sort: this runs every `max_exited / 8` execs of a storm.
+    /// Evicts the least recently used exited entries down to `target` of them.
     fn evict_exited(&mut self, target: usize) {
-        let Some(n) = self.exited.checked_sub(target).filter(|&n| n > 0) else {
-            return;
-        };
-        let mut gone: Vec<(u64, u32)> = self
-            .procs
-            .values()
-            .filter(|p| p.exited)
-            .map(|p| (p.last_used, p.pid))
-            .collect();
-        if n < gone.len() {
-            gone.select_nth_unstable(n);
-            gone.truncate(n);
-        }
-        for (_, pid) in gone {
-            if let Some(old) = self.procs.remove(&pid) {
-                self.forget(&old);
-            }
-        }
+        self.evict_lru(self.exited, target, |p| p.exited);
     }
 
     /// Evicts the least recently used [`unconfirmed`] entries down to `target` of them.
     fn evict_unconfirmed(&mut self, target: usize) {
-        let Some(n) = self.unconfirmed.checked_sub(target).filter(|&n| n > 0) else {
+        self.evict_lru(self.unconfirmed, target, unconfirmed);
+    }
+
+    /// Evicts the least recently used of the `count` entries matching `class` down to
+    /// `target` of them. A selection, not a sort: this runs every `max_exited / 8` execs
+    /// of a storm.
+    fn evict_lru(&mut self, count: usize, target: usize, class: fn(&ProcessInfo) -> bool) {
+        let Some(n) = count.checked_sub(target).filter(|&n| n > 0) else {
             return;
         };
         let mut gone: Vec<(u64, u32)> = self
             .procs
             .values()
-            .filter(|p| unconfirmed(p))
+            .filter(|p| class(p))
             .map(|p| (p.last_used, p.pid))
             .collect();
         if n < gone.len() {
