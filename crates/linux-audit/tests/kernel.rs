@@ -381,13 +381,6 @@ fn helper_fake_audit_daemon() {
 #[test]
 fn kernel_registered_daemon_is_reported_and_multicast_runs_beside_it() {
     let _guard = KernelGuard::take();
-    let child = Command::new(std::env::current_exe().unwrap())
-        .args(["--exact", "helper_fake_audit_daemon", "--test-threads=1"])
-        .env("AGENT_AUDIT_FAKE_DAEMON", "1")
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
     struct Reap(std::process::Child);
     impl Drop for Reap {
         fn drop(&mut self) {
@@ -395,15 +388,8 @@ fn kernel_registered_daemon_is_reported_and_multicast_runs_beside_it() {
             let _ = self.0.wait();
         }
     }
-    let pid = child.id();
-    let mut child = Reap(child);
-    // Wait until the kernel shows the helper as the audit daemon.
-    let mut ctl = AuditSocket::open().unwrap();
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while ctl.get_status().unwrap().pid != pid {
-        assert!(Instant::now() < deadline, "helper never registered");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    let mut child = Reap(spawn_fake_daemon());
+    let pid = child.0.id();
 
     let err = AuditSession::start(&SessionConfig::default(), &[]).unwrap_err();
     let msg = err.to_string();
