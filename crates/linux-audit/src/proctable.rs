@@ -24,6 +24,15 @@
 //! short-lived command leaves an exited entry) from filling the table, and the memory, up to
 //! the total bound: exited entries are only needed for the events still in flight and for the
 //! children that exec after their parent exited, seconds at most.
+//!
+//! Evicting a live process loses little: its next lookup reads it again from /proc, with the
+//! same guid (pid and start time are unchanged). That matters because a process can die
+//! unseen: with a rule set that reports no exits, a command still alive when its exec was
+//! recorded stays a live entry until evicted. In an exec storm a third of the commands are in
+//! that state, so the total bound is what holds them; it is sized for memory (a few MB at
+//! most), not for every process of a large host. Entries are boxed so that the hash table
+//! itself stays small (16 bytes a slot instead of the entry's ~170) and its growth never
+//! copies whole entries.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -167,7 +176,8 @@ pub struct Limits {
     /// Approximate maximum bytes of process data kept (at least 4 × [`MAX_ARGS_BYTES`]).
     pub max_bytes: usize,
     /// Maximum number of exited processes kept (at least 16): at 1 000 execs a second the
-    /// default keeps the last four seconds of them. Processes already gone from /proc
+    /// default keeps the last two seconds of them (the reader handles records within
+    /// a tenth of a second). Processes already gone from /proc
     /// when first recorded (most commands of an exec storm) count towards it too, since
     /// with a rule set that reports no exits nothing else would ever bound them; exited
     /// entries are evicted before those.
@@ -177,9 +187,9 @@ pub struct Limits {
 impl Default for Limits {
     fn default() -> Self {
         Limits {
-            max_entries: 16_384,
-            max_bytes: 16 * 1024 * 1024,
-            max_exited: 4096,
+            max_entries: 8192,
+            max_bytes: 4 * 1024 * 1024,
+            max_exited: 2048,
         }
     }
 }
@@ -187,7 +197,7 @@ impl Default for Limits {
 /// The process table; see the module documentation.
 #[derive(Debug)]
 pub struct ProcTable {
-    procs: HashMap<u32, ProcessInfo>,
+    procs: HashMap<u32, Box<ProcessInfo>>,
     boot_id: String,
     boot_time: Option<u64>,
     proc_root: PathBuf,
@@ -306,7 +316,7 @@ impl ProcTable {
 
     /// The cached entry for `pid`, without any /proc access.
     pub fn get_cached(&self, pid: u32) -> Option<&ProcessInfo> {
-        self.procs.get(&pid)
+        self.procs.get(&pid).map(Box::as_ref)
     }
 
     /// The parent (creator) of `pid`. A candidate that started after the child is a later
@@ -387,7 +397,7 @@ impl ProcTable {
                 None => (self.estimate_ticks(time), true, None),
             };
         let mut info = match self.procs.get(&parent) {
-            Some(p) => p.clone(),
+            Some(p) => ProcessInfo::clone(p),
             None => match self.read_live(parent) {
                 Some(p) => p,
                 None => empty_info(parent),
@@ -427,7 +437,7 @@ impl ProcTable {
         self.bytes += info.approx_bytes();
         self.exited += usize::from(info.exited);
         self.unconfirmed += usize::from(unconfirmed(&info));
-        if let Some(old) = self.procs.insert(info.pid, info) {
+        if let Some(old) = self.procs.insert(info.pid, Box::new(info)) {
             self.forget(&old);
         }
         if self.procs.len() > self.limits.max_entries
@@ -1190,7 +1200,7 @@ mod tests {
             });
             assert!(t.bytes <= 4 * MAX_ARGS_BYTES, "{} bytes", t.bytes);
         }
-        let sum: usize = t.procs.values().map(ProcessInfo::approx_bytes).sum();
+        let sum: usize = t.procs.values().map(|p| p.approx_bytes()).sum();
         assert_eq!(sum, t.bytes);
     }
 
@@ -1274,7 +1284,7 @@ mod tests {
                     // Inserts enforce the bound; exits and lookups only mark.
                     prop_assert!(exited <= max_exited);
                 }
-                let sum: usize = t.procs.values().map(ProcessInfo::approx_bytes).sum();
+                let sum: usize = t.procs.values().map(|p| p.approx_bytes()).sum();
                 prop_assert_eq!(sum, t.bytes);
                 for p in t.procs.values() {
                     prop_assert_eq!(p.guid, process_guid("boot", p.pid, p.start_ticks));
