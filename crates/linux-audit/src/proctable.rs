@@ -1184,6 +1184,39 @@ mod tests {
         assert!(t.get_cached(1000).is_none());
     }
 
+    /// With no exit events, a command still alive at its exec and gone afterwards stays a
+    /// live entry: the total bound holds those, and a long-lived process evicted meanwhile
+    /// comes back from /proc at its next lookup, under the same guid.
+    #[test]
+    fn commands_that_die_unseen_are_bounded_and_evicted_processes_come_back() {
+        let limits = Limits {
+            max_entries: 64,
+            max_bytes: 1 << 20,
+            max_exited: 16,
+        };
+        let root = tempfile::tempdir().unwrap();
+        std::fs::write(root.path().join("stat"), "cpu  1 2 3 4\nbtime 1000\n").unwrap();
+        let fake = |pid: u32| {
+            let d = root.path().join(pid.to_string());
+            std::fs::create_dir_all(&d).unwrap();
+            std::fs::write(d.join("stat"), stat_line(pid, 1, 100 + u64::from(pid))).unwrap();
+            d
+        };
+        fake(7);
+        let mut t = ProcTable::with_proc_root("boot", limits, root.path());
+        let guid = t.get(7).unwrap().guid;
+        for pid in 1000..1500 {
+            let d = fake(pid);
+            assert!(t.on_exec(child_of_init(pid)).is_some_and(|p| !p.exited));
+            std::fs::remove_dir_all(d).unwrap();
+            assert!(t.len() <= 64, "{} entries at {pid}", t.len());
+        }
+        assert!(t.get_cached(7).is_none(), "the idle process was evicted");
+        let back = t.get(7).unwrap();
+        assert_eq!(back.guid, guid);
+        assert!(!back.exited);
+    }
+
     #[test]
     fn byte_budget_bounds_memory() {
         let limits = Limits {
