@@ -1187,6 +1187,7 @@ mod tests {
     /// With no exit events, a command still alive at its exec and gone afterwards stays a
     /// live entry: the total bound holds those, and a long-lived process evicted meanwhile
     /// comes back from /proc at its next lookup, under the same guid.
+    #[cfg(target_os = "linux")]
     #[test]
     fn commands_that_die_unseen_are_bounded_and_evicted_processes_come_back() {
         let limits = Limits {
