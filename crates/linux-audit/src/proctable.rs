@@ -965,15 +965,30 @@ mod tests {
         format!("{pid} (fake proc) {}", f.join(" "))
     }
 
+    /// An empty fake /proc: only `stat`, whose `btime` the table reads at start.
+    #[cfg(target_os = "linux")]
+    fn fake_proc() -> tempfile::TempDir {
+        let root = tempfile::tempdir().unwrap();
+        std::fs::write(root.path().join("stat"), "cpu  1 2 3 4\nbtime 1000\n").unwrap();
+        root
+    }
+
+    /// Puts process `pid` (parent 1, started `start` ticks after boot) into the fake /proc
+    /// at `root`; returns its directory.
+    #[cfg(target_os = "linux")]
+    fn fake_process(root: &Path, pid: u32, start: u64) -> PathBuf {
+        let d = root.join(pid.to_string());
+        std::fs::create_dir_all(&d).unwrap();
+        std::fs::write(d.join("stat"), stat_line(pid, 1, start)).unwrap();
+        d
+    }
+
     #[cfg(target_os = "linux")]
     #[test]
     fn pid_reuse_in_a_fake_proc_is_seen_once_the_window_passed() {
-        let root = tempfile::tempdir().unwrap();
-        std::fs::write(root.path().join("stat"), "cpu  1 2 3 4\nbtime 1000\n").unwrap();
+        let root = fake_proc();
         let put = |start: u64, arg: &str| {
-            let d = root.path().join("4242");
-            std::fs::create_dir_all(&d).unwrap();
-            std::fs::write(d.join("stat"), stat_line(4242, 1, start)).unwrap();
+            let d = fake_process(root.path(), 4242, start);
             std::fs::write(d.join("cmdline"), format!("{arg}\0")).unwrap();
         };
         assert_eq!(
@@ -1016,8 +1031,7 @@ mod tests {
     #[cfg(target_os = "linux")]
     #[test]
     fn execs_of_processes_already_gone_are_bounded_with_the_exited() {
-        let root = tempfile::tempdir().unwrap();
-        std::fs::write(root.path().join("stat"), "cpu  1 2 3 4\nbtime 1000\n").unwrap();
+        let root = fake_proc();
         let limits = Limits {
             max_exited: 64,
             ..Limits::default()
@@ -1047,8 +1061,7 @@ mod tests {
     #[cfg(target_os = "linux")]
     #[test]
     fn a_process_gone_at_its_exec_is_not_looked_up_again_within_the_window() {
-        let root = tempfile::tempdir().unwrap();
-        std::fs::write(root.path().join("stat"), "cpu  1 2 3 4\nbtime 1000\n").unwrap();
+        let root = fake_proc();
         let mut t = ProcTable::with_proc_root("boot", Limits::default(), root.path());
         let exec = t
             .on_exec(ExecInfo {
@@ -1062,9 +1075,7 @@ mod tests {
             .clone();
         assert!(exec.start_estimated && !exec.exited);
         // A process appears under that pid: within the window the table does not look.
-        let d = root.path().join("4343");
-        std::fs::create_dir_all(&d).unwrap();
-        std::fs::write(d.join("stat"), stat_line(4343, 1, 777)).unwrap();
+        fake_process(root.path(), 4343, 777);
         let got = t.get(4343).unwrap().clone();
         assert!(got.exited, "known gone");
         assert_eq!(got.guid, exec.guid);
@@ -1157,12 +1168,9 @@ mod tests {
             max_exited: 64,
         };
         // The 32 long-lived processes are in /proc; the storm's are gone when recorded.
-        let root = tempfile::tempdir().unwrap();
-        std::fs::write(root.path().join("stat"), "cpu  1 2 3 4\nbtime 1000\n").unwrap();
+        let root = fake_proc();
         for pid in 1..=32 {
-            let d = root.path().join(pid.to_string());
-            std::fs::create_dir_all(&d).unwrap();
-            std::fs::write(d.join("stat"), stat_line(pid, 1, 100 + u64::from(pid))).unwrap();
+            fake_process(root.path(), pid, 100 + u64::from(pid));
         }
         let mut t = ProcTable::with_proc_root("boot", limits, root.path());
         for pid in 1..=32 {
@@ -1195,14 +1203,8 @@ mod tests {
             max_bytes: 1 << 20,
             max_exited: 16,
         };
-        let root = tempfile::tempdir().unwrap();
-        std::fs::write(root.path().join("stat"), "cpu  1 2 3 4\nbtime 1000\n").unwrap();
-        let fake = |pid: u32| {
-            let d = root.path().join(pid.to_string());
-            std::fs::create_dir_all(&d).unwrap();
-            std::fs::write(d.join("stat"), stat_line(pid, 1, 100 + u64::from(pid))).unwrap();
-            d
-        };
+        let root = fake_proc();
+        let fake = |pid: u32| fake_process(root.path(), pid, 100 + u64::from(pid));
         fake(7);
         let mut t = ProcTable::with_proc_root("boot", limits, root.path());
         let guid = t.get(7).unwrap().guid;
