@@ -176,11 +176,10 @@ pub struct Limits {
     /// Approximate maximum bytes of process data kept (at least 4 × [`MAX_ARGS_BYTES`]).
     pub max_bytes: usize,
     /// Maximum number of exited processes kept (at least 16): at 1 000 execs a second the
-    /// default keeps the last two seconds of them (the reader handles records within
-    /// a tenth of a second). Processes already gone from /proc
-    /// when first recorded (most commands of an exec storm) count towards it too, since
-    /// with a rule set that reports no exits nothing else would ever bound them; exited
-    /// entries are evicted before those.
+    /// default keeps the last two seconds of them (the reader handles records within a
+    /// tenth of a second). Processes already gone from /proc when first recorded (most
+    /// commands of an exec storm) count towards it too, since with a rule set that reports
+    /// no exits nothing else would ever bound them; exited entries are evicted before those.
     pub max_exited: usize,
 }
 
