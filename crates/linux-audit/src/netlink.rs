@@ -519,8 +519,8 @@ impl AuditSocket {
     /// first datagram arrived, waits `linger` before draining the socket, so that a burst
     /// (an exec is about ten records) is read in one pass rather than one wake-up per
     /// record; the socket's receive buffer holds what arrives meanwhile. A call hands over
-    /// at most [`MAX_RECORDS_PER_CALL`] records; after one that stopped there, the next
-    /// neither waits nor lingers.
+    /// at most 1 024 records; after one that stopped there, the next neither waits nor
+    /// lingers.
     pub fn recv_records_with(
         &mut self,
         timeout: Duration,
